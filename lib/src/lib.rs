@@ -1,0 +1,86 @@
+//! Locks on Redis that many workers share: take key K for T seconds, learn when someone else
+//! holds it, release it only while it is still yours.
+//!
+//! This is the Rust successor of the Node package `ac-redislock`. It keeps the original's API
+//! ([`lock_key`](RedisLock::lock_key), [`release_lock`](RedisLock::release_lock),
+//! [`get_lock`](RedisLock::get_lock), error 423, `suppress_mismatch`, an in-memory fallback)
+//! and its wire format, so Node and Rust workers respect each other's locks on the same Redis.
+//! Where the original is unsafe, this crate is not: release is one atomic compare-and-delete,
+//! and a Redis that is down is reported as [`Unavailable`](LockError::Unavailable), never as
+//! locked.
+//!
+//! A lock here is a **lease**, not a mutex: it ends when it is released *or* when its expiry
+//! passes, whatever its holder is doing. Pick an expiry longer than the work, and release when
+//! done.
+//!
+//! # Guarantees
+//!
+//! - **Mutual exclusion on one Redis**: while a lock's expiry has not passed, `lock_key` on the
+//!   same key fails with [`Locked`](LockError::Locked) for everyone, Node workers included. It
+//!   rests on Redis's `SET NX` and on Redis keeping the key; a Redis restart without
+//!   persistence, a failover to a replica that had not received the key, or an eviction policy
+//!   other than `noeviction` can lose a lock.
+//! - **Owner-only release**: a release with a value deletes the key only if it still holds that
+//!   value, in one atomic step. A worker whose lock expired and was taken by another never
+//!   deletes the other's lock.
+//! - **Expiry is Redis's clock**: the expiry runs on the server. A holder that pauses (GC, a
+//!   stopped process, a slow network) past its expiry may still believe it holds the lock; only
+//!   resources that check a fencing token can reject its late writes.
+//! - **No secrets in output**: tokens and values never appear in errors, `Debug` output or logs.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use ac_redislock::{LockError, LockParams, RedisLock, ReleaseParams};
+//! use std::time::Duration;
+//!
+//! # async fn run() -> ac_redislock::Result<()> {
+//! let locks = RedisLock::from_url("redis://127.0.0.1/")?;
+//! match locks.lock_key(LockParams::new("jobs:42").expires(Duration::from_secs(30))).await {
+//!     Ok(token) => {
+//!         // ... do job 42 ...
+//!         locks.release_lock(ReleaseParams::new("jobs:42").value(token)).await?;
+//!     }
+//!     Err(LockError::Locked { .. }) => { /* another worker is on it */ }
+//!     Err(err) => return Err(err),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Coming from the Node original
+//!
+//! | Node `ac-redislock`                         | this crate                                          |
+//! |---------------------------------------------|-----------------------------------------------------|
+//! | `init({ redis })` / `create()`              | [`RedisLock::new`], [`RedisLock::from_url`], [`RedisLock::builder`] |
+//! | `init({})` (no redis: node-cache)           | [`RedisLock::in_memory`]                            |
+//! | `lockKey({ redisKey, expires, value })`     | [`RedisLock::lock_key`] with [`LockParams`] (`expires` is a `Duration`) |
+//! | error `423` / `resource_locked`             | [`LockError::Locked`], [`code()`](LockError::code) `== 423` |
+//! | `releaseLock({ redisKey, value, suppressMismatch })` | [`RedisLock::release_lock`] with [`ReleaseParams`] |
+//! | `releaseLock_valueMismatch`                 | [`LockError::NotOwner`] or [`LockError::NotHeld`]   |
+//! | `getLock({ redisKey })`                     | [`RedisLock::get_lock`]                             |
+//! | `logger`, `logLevel`                        | `tracing` subscribers, [`RedisLockBuilder::log_level`] |
+//! | `redisDown`, status 503                     | [`LockError::Unavailable`], `code() == 503`         |
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---------|---------|--------------|
+//! | `tls`   | yes     | `rediss://` URLs, through rustls and the system's root certificates |
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod blocking;
+mod client;
+mod error;
+mod params;
+mod scripts;
+mod store;
+mod token;
+
+pub use client::{
+    DEFAULT_COMMAND_TIMEOUT, DEFAULT_MAX_EXPIRES, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_LEN,
+    RedisLock, RedisLockBuilder,
+};
+pub use error::{InvalidInput, LockError, Result, UnavailableReason};
+pub use params::{DEFAULT_EXPIRES, LockParams, ReleaseParams};
