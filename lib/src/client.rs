@@ -5,8 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::RedisResult;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use tracing::Level;
 
 use crate::error::{InvalidInput, LockError, Result, UnavailableReason};
@@ -295,7 +295,7 @@ impl RedisLock {
                 event_at!(level, key = ?key, ?expires, outcome = "error", "lock attempt");
                 tracing::error!(key = ?key, error = %ErrorChain(&err), "lock attempt failed");
                 if generated && outcome_unknown(&err) {
-                    self.release_in_background(wire.into_owned(), value);
+                    self.release_in_background(wire.into_owned(), value, expires);
                 }
                 Err(err)
             }
@@ -418,16 +418,31 @@ impl RedisLock {
     }
 
     /// Sends a compare-and-delete for a lock attempt whose outcome is unknown, without waiting.
-    fn release_in_background(&self, wire: String, value: String) {
+    ///
+    /// The attempt is repeated while Redis does not answer (it may be frozen or slow, with our
+    /// `SET` still queued), but never past `expiry`: by then the lock is gone anyway. Any answer,
+    /// or any other error, ends it.
+    fn release_in_background(&self, wire: String, value: String, expiry: Duration) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let this = self.clone();
         runtime.spawn(async move {
+            let give_up = tokio::time::Instant::now() + expiry;
             let timeout = this.inner.config.command_timeout;
-            let cleanup = this.inner.store.release(&wire, &value);
-            if let Ok(Ok(Release::Released)) = tokio::time::timeout(timeout, cleanup).await {
-                tracing::debug!(key = ?wire, "released a lock whose attempt had failed");
+            while tokio::time::Instant::now() < give_up {
+                let cleanup = this.inner.store.release(&wire, &value);
+                match tokio::time::timeout(timeout, cleanup).await {
+                    Ok(Ok(outcome)) => {
+                        if outcome == Release::Released {
+                            tracing::debug!(key = ?wire, "released a lock whose attempt had failed");
+                        }
+                        return;
+                    }
+                    Ok(Err(err)) if err.is_timeout() => {}
+                    Ok(Err(_)) => return,
+                    Err(_elapsed) => {}
+                }
             }
         });
     }
@@ -837,6 +852,9 @@ mod tests {
             ))),
         };
         let shown = ErrorChain(&err).to_string();
-        assert!(shown.starts_with("Redis is unavailable: connection refused: "), "{shown}");
+        assert!(
+            shown.starts_with("Redis is unavailable: connection refused: "),
+            "{shown}"
+        );
     }
 }

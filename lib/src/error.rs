@@ -192,9 +192,17 @@ impl LockError {
             };
         }
         if err.code() == Some("WRONGTYPE") {
+            // Our scripts say "WRONGTYPE key holds a <type>, not a lock"; Redis's own message
+            // names no type.
+            let found = err
+                .detail()
+                .and_then(|d| d.split_once("holds a "))
+                .and_then(|(_, rest)| rest.split(',').next())
+                .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_lowercase()))
+                .unwrap_or("non-string");
             return Self::WrongType {
                 key: key.to_owned(),
-                found: "non-string".to_owned(),
+                found: found.to_owned(),
             };
         }
         Self::Redis(err)

@@ -67,7 +67,11 @@
 //! |---------|---------|--------------|
 //! | `tls`   | yes     | `rediss://` URLs, through rustls and the system's root certificates |
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod blocking;

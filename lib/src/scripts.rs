@@ -9,3 +9,7 @@ use redis::Script;
 /// Compare-and-delete: see `lua/release.lua`.
 pub(crate) static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/release.lua")));
+
+/// Unconditional delete of a string key: see `lua/force_release.lua`.
+pub(crate) static FORCE_RELEASE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/force_release.lua")));

@@ -48,7 +48,11 @@ mod tests {
         let mut counts = [0u32; 16];
         for _ in 0..10_000 {
             for b in new_token().unwrap().bytes() {
-                let digit = if b.is_ascii_digit() { b - b'0' } else { b - b'a' + 10 };
+                let digit = if b.is_ascii_digit() {
+                    b - b'0'
+                } else {
+                    b - b'a' + 10
+                };
                 counts[usize::from(digit)] += 1;
             }
         }

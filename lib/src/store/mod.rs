@@ -94,13 +94,25 @@ mod tests {
 
     #[test]
     fn whole_seconds_go_as_ex_and_the_rest_as_px() {
-        assert_eq!(Expiry::from_duration(Duration::from_secs(10)), Expiry::Seconds(10));
-        assert_eq!(Expiry::from_duration(Duration::from_millis(1500)), Expiry::Millis(1500));
-        assert_eq!(Expiry::from_duration(Duration::from_micros(1500)), Expiry::Millis(1));
+        assert_eq!(
+            Expiry::from_duration(Duration::from_secs(10)),
+            Expiry::Seconds(10)
+        );
+        assert_eq!(
+            Expiry::from_duration(Duration::from_millis(1500)),
+            Expiry::Millis(1500)
+        );
+        assert_eq!(
+            Expiry::from_duration(Duration::from_micros(1500)),
+            Expiry::Millis(1)
+        );
         assert_eq!(
             Expiry::from_duration(Duration::from_micros(2_000_900)),
             Expiry::Seconds(2)
         );
-        assert_eq!(Expiry::Millis(250).as_duration(), Duration::from_millis(250));
+        assert_eq!(
+            Expiry::Millis(250).as_duration(),
+            Duration::from_millis(250)
+        );
     }
 }

@@ -74,7 +74,10 @@ where
     fn force_release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, RedisResult<bool>> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
-            let deleted: i64 = redis::cmd("DEL").arg(key).query_async(&mut conn).await?;
+            let deleted: i64 = scripts::FORCE_RELEASE
+                .key(key)
+                .invoke_async(&mut conn)
+                .await?;
             Ok(deleted > 0)
         })
     }
@@ -85,9 +88,10 @@ where
             let bytes: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
             // Locks are strings; a value that is not UTF-8 (written by another client) is shown
             // with replacement characters rather than failing the read.
-            Ok(bytes.map(|bytes| String::from_utf8(bytes).unwrap_or_else(|err| {
-                String::from_utf8_lossy(err.as_bytes()).into_owned()
-            })))
+            Ok(bytes.map(|bytes| {
+                String::from_utf8(bytes)
+                    .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
+            }))
         })
     }
 }

@@ -1,0 +1,291 @@
+//! Test support: our own redis-server processes, a connection wrapper that records what is
+//! sent, fixtures that run one behaviour on every store, and log capture.
+#![allow(dead_code, unreachable_pub)]
+
+pub mod server;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use ac_redislock::{RedisLock, RedisLockBuilder};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+
+pub use server::{Listen, RedisServer};
+
+/// The server shared by the tests of one test binary, started on first use. It dies with the
+/// process (see `server::spawn_tied_to_this_process`).
+pub fn shared() -> &'static RedisServer {
+    static SHARED: OnceLock<RedisServer> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let base = shared_base();
+        match RedisServer::try_start(Listen::Unix, &[], Some(&base)) {
+            Ok(server) => server,
+            Err(err) => panic!(
+                "could not start {} for the tests ({err}); install it (apt-get install \
+                 redis-server) or set REDISLOCK_SERVER_BIN",
+                server::server_bin()
+            ),
+        }
+    })
+}
+
+/// `target/tmp/shared-<pid>`, after removing the folders of test processes that have ended
+/// (a static server's folder cannot be removed by the process that made it).
+fn shared_base() -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    if let Ok(entries) = std::fs::read_dir(tmp) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("shared-"))
+                .and_then(|p| p.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+            if !alive {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    tmp.join(format!("shared-{}", std::process::id()))
+}
+
+/// A key no other test uses: `<what>:<pid>:<n>`.
+pub fn unique_key(what: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "test:{what}:{}:{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A plain connection to a server, for checks and for playing the Node original.
+pub async fn raw_conn(server: &RedisServer) -> MultiplexedConnection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// A connection that records every command it sends (as RESP bytes) before passing it on:
+/// proof of what went on the wire, and of what did not.
+#[derive(Clone)]
+pub struct Recorder<C> {
+    inner: C,
+    sent: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl<C> Recorder<C> {
+    pub fn new(inner: C) -> Self {
+        Self {
+            inner,
+            sent: Arc::default(),
+        }
+    }
+
+    pub fn log(&self) -> SentLog {
+        SentLog(self.sent.clone())
+    }
+}
+
+impl<C: ConnectionLike + Send> ConnectionLike for Recorder<C> {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        self.sent.lock().unwrap().push(cmd.get_packed_command());
+        self.inner.req_packed_command(cmd)
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        self.sent
+            .lock()
+            .unwrap()
+            .push(pipeline.get_packed_pipeline());
+        self.inner.req_packed_commands(pipeline, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        self.inner.get_db()
+    }
+}
+
+/// What a [`Recorder`] has sent.
+#[derive(Clone)]
+pub struct SentLog(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl SentLog {
+    pub fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.0.lock().unwrap().iter().map(Vec::len).sum()
+    }
+
+    pub fn commands(&self) -> Vec<Vec<u8>> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The command names sent, upper-cased (`SET`, `EVALSHA`, ...).
+    pub fn names(&self) -> Vec<String> {
+        self.commands()
+            .iter()
+            .map(|packed| {
+                let text = String::from_utf8_lossy(packed);
+                text.split("\r\n")
+                    .nth(2)
+                    .unwrap_or_default()
+                    .to_ascii_uppercase()
+            })
+            .collect()
+    }
+
+    pub fn clear(&self) {
+        self.0.lock().unwrap().clear();
+    }
+}
+
+/// The stores a behaviour runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The shared redis-server of this test binary, through a recorded multiplexed connection.
+    Redis,
+    /// `RedisLock::in_memory`.
+    Memory,
+}
+
+/// A client on one backend, with access to what it sent (Redis) and a raw connection.
+pub struct Fixture {
+    pub locks: RedisLock,
+    pub backend: Backend,
+    sent: Option<SentLog>,
+    raw: Option<MultiplexedConnection>,
+}
+
+impl Fixture {
+    pub async fn new(backend: Backend) -> Self {
+        Self::with(backend, |builder| builder).await
+    }
+
+    pub async fn with(
+        backend: Backend,
+        options: impl FnOnce(RedisLockBuilder) -> RedisLockBuilder,
+    ) -> Self {
+        let builder = options(RedisLock::builder());
+        match backend {
+            Backend::Redis => {
+                let server = shared();
+                let raw = raw_conn(server).await;
+                let recorder = Recorder::new(raw_conn(server).await);
+                let sent = recorder.log();
+                Self {
+                    locks: builder.build(recorder).unwrap(),
+                    backend,
+                    sent: Some(sent),
+                    raw: Some(raw),
+                }
+            }
+            Backend::Memory => Self {
+                locks: builder.build_in_memory().unwrap(),
+                backend,
+                sent: None,
+                raw: None,
+            },
+        }
+    }
+
+    /// Commands this fixture's client has sent (always 0 in memory: it has no wire).
+    pub fn sent_count(&self) -> usize {
+        self.sent.as_ref().map_or(0, SentLog::count)
+    }
+
+    pub fn sent(&self) -> Option<&SentLog> {
+        self.sent.as_ref()
+    }
+
+    /// A plain connection to the same server, for checks (Redis only).
+    pub fn raw(&self) -> Option<MultiplexedConnection> {
+        self.raw.clone()
+    }
+}
+
+/// Runs each named behaviour `async fn name(backend: Backend)` once per store, as
+/// `on_redis::name` and `in_memory::name`.
+#[macro_export]
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod on_redis {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Redis).await;
+                }
+            )*
+        }
+        mod in_memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Memory).await;
+                }
+            )*
+        }
+    };
+}
+
+/// Captures the `tracing` output of the current thread while the returned guard lives.
+pub struct Logs {
+    buf: Arc<Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl Logs {
+    pub fn capture() -> Self {
+        let buf: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || LogWriter(writer.clone()))
+            .finish();
+        Self {
+            buf,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
+    }
+
+    /// The captured lines that contain `needle`.
+    pub fn lines_with(&self, needle: &str) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,321 @@
+//! A `redis-server` process of our own: started on a unix socket (or a free TCP port) in a
+//! temporary folder, never the machine's 6379, stopped by its own process id.
+//!
+//! Shared by the integration tests (`mod support`) and the demo example (`#[path]`), so it uses
+//! only std, `nix` and `tempfile`.
+#![allow(dead_code)]
+
+use std::io::{self, Read, Write};
+use std::net::TcpListener;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// How long a server may take to answer its first PING.
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The binary to run: `REDISLOCK_SERVER_BIN`, or `redis-server` from PATH.
+pub fn server_bin() -> String {
+    std::env::var("REDISLOCK_SERVER_BIN").unwrap_or_else(|_| "redis-server".to_owned())
+}
+
+/// Whether a `redis-server` can be found (the demo uses this to pick its store).
+pub fn server_available() -> bool {
+    Command::new(server_bin())
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Where a server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// A unix socket in the server's folder (no port to race for).
+    Unix,
+    /// A TCP port on 127.0.0.1, picked free at start.
+    Tcp,
+}
+
+pub struct RedisServer {
+    dir: tempfile::TempDir,
+    listen: Listen,
+    port: u16,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a private server on a unix socket; panics with the reason if it cannot.
+    pub fn start() -> Self {
+        Self::start_with(Listen::Unix, &[])
+    }
+
+    /// Starts a private server with extra `redis-server` arguments; panics (with the server's
+    /// log) if it cannot.
+    pub fn start_with(listen: Listen, args: &[&str]) -> Self {
+        match Self::try_start(listen, args, None) {
+            Ok(server) => server,
+            Err(err) => panic!(
+                "could not start {} ({err}); install it (apt-get install redis-server) or set \
+                 REDISLOCK_SERVER_BIN",
+                server_bin()
+            ),
+        }
+    }
+
+    /// Starts a server, or says why not. `base` is the folder for its temporary folder.
+    pub fn try_start(listen: Listen, args: &[&str], base: Option<&Path>) -> io::Result<Self> {
+        let dir = match base {
+            Some(base) => {
+                std::fs::create_dir_all(base)?;
+                tempfile::Builder::new().prefix("redis-").tempdir_in(base)?
+            }
+            None => tempfile::Builder::new().prefix("redis-").tempdir()?,
+        };
+        let mut server = Self {
+            dir,
+            listen,
+            port: 0,
+            args: args.iter().map(|s| (*s).to_owned()).collect(),
+            child: None,
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    /// Starts (or starts again) the process, on the same socket or port.
+    fn spawn(&mut self) -> io::Result<()> {
+        let mut last_err = None;
+        for _attempt in 0..5 {
+            if self.listen == Listen::Tcp && (self.port == 0 || last_err.is_some()) {
+                self.port = free_port()?;
+            }
+            let _ = std::fs::remove_file(self.socket());
+            let mut cmd = Command::new(server_bin());
+            cmd.arg("--port")
+                .arg(self.port.to_string())
+                .arg("--bind")
+                .arg("127.0.0.1")
+                .arg("--unixsocket")
+                .arg(self.socket())
+                .arg("--unixsocketperm")
+                .arg("700")
+                .arg("--save")
+                .arg("")
+                .arg("--appendonly")
+                .arg("no")
+                .arg("--dir")
+                .arg(self.dir.path())
+                .arg("--logfile")
+                .arg(self.log_path())
+                .args(&self.args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let child = spawn_tied_to_this_process(cmd)?;
+            self.child = Some(child);
+            match self.wait_ready() {
+                Ok(()) => return Ok(()),
+                Err(err) => {
+                    self.kill();
+                    // A TCP port taken between our probe and the server's bind: pick another.
+                    if self.listen == Listen::Tcp && self.log().contains("Address already in use") {
+                        last_err = Some(err);
+                        continue;
+                    }
+                    return Err(io::Error::other(format!(
+                        "{err}; server log:\n{}",
+                        self.log()
+                    )));
+                }
+            }
+        }
+        Err(last_err.unwrap_or_else(|| io::Error::other("no free port")))
+    }
+
+    fn wait_ready(&mut self) -> io::Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                return Err(io::Error::other(format!("redis-server exited: {status}")));
+            }
+            if self.ping().is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::other("redis-server did not answer PING in time"));
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// One PING over the unix socket, with std only.
+    pub fn ping(&self) -> io::Result<()> {
+        let mut stream = UnixStream::connect(self.socket())?;
+        stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+        stream.write_all(b"PING\r\n")?;
+        let mut reply = [0u8; 7];
+        stream.read_exact(&mut reply)?;
+        // "-NOAUTH ..." from a server with a password is an answer too: it is up.
+        if &reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH") {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("unexpected reply {reply:?}")))
+        }
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("redis.sock")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("redis.log")
+    }
+
+    /// The server's folder (for TLS certificates and the like).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `unix:///…/redis.sock`
+    pub fn url(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    /// `redis://127.0.0.1:port/` for a TCP server.
+    pub fn tcp_url(&self) -> String {
+        assert_eq!(
+            self.listen,
+            Listen::Tcp,
+            "this server listens on a unix socket only"
+        );
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Kills the process (SIGKILL by its pid) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = kill(pid_of(&child), Signal::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the process and starts a new one on the same socket or port (nothing persisted).
+    pub fn restart(&mut self) {
+        self.kill();
+        if let Err(err) = self.spawn() {
+            panic!("could not restart redis-server: {err}");
+        }
+    }
+
+    /// Freezes the process (SIGSTOP): connections stay open, nothing is answered.
+    pub fn pause(&self) {
+        if let Some(child) = &self.child {
+            kill(pid_of(child), Signal::SIGSTOP).unwrap();
+        }
+    }
+
+    /// Lets a paused process run again (SIGCONT).
+    pub fn resume(&self) {
+        if let Some(child) = &self.child {
+            kill(pid_of(child), Signal::SIGCONT).unwrap();
+        }
+    }
+
+    /// The last `lines` lines of the server's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!(
+                "---- redis-server log ({}) ----\n{}\n----",
+                self.log_path().display(),
+                self.log_tail(60)
+            );
+        }
+        self.kill();
+    }
+}
+
+fn pid_of(child: &Child) -> Pid {
+    Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX))
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+type SpawnRequest = (Command, mpsc::Sender<io::Result<Child>>);
+
+/// Spawns `cmd` so that it dies with this process, even on a crash or SIGKILL: the child gets
+/// `PR_SET_PDEATHSIG`, which fires when the thread that forked it ends. So every server is
+/// forked by one thread that lives as long as the process.
+fn spawn_tied_to_this_process(mut cmd: Command) -> io::Result<Child> {
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        thread::Builder::new()
+            .name("redis-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+                // The senders live in a static, so this thread never gets here.
+                loop {
+                    thread::park();
+                }
+            })
+            .expect("spawn the redis-spawner thread");
+        Mutex::new(tx)
+    });
+    set_parent_death_signal(&mut cmd);
+    let (reply_tx, reply_rx) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap()
+        .send((cmd, reply_tx))
+        .map_err(|_| io::Error::other("spawner thread is gone"))?;
+    reply_rx
+        .recv()
+        .map_err(|_| io::Error::other("spawner thread is gone"))?
+}
+
+#[allow(unsafe_code)]
+fn set_parent_death_signal(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only makes the prctl system call,
+    // which is async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from));
+    }
+}
