@@ -88,3 +88,8 @@ pub use client::{
 };
 pub use error::{InvalidInput, LockError, Result, UnavailableReason};
 pub use params::{DEFAULT_EXPIRES, LockParams, ReleaseParams};
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

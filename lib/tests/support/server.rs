@@ -3,7 +3,7 @@
 //!
 //! Shared by the integration tests (`mod support`) and the demo example (`#[path]`), so it uses
 //! only std, `nix` and `tempfile`.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::io::{self, Read, Write};
 use std::net::TcpListener;
