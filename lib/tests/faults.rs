@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ac_redislock::{LockError, LockParams, RedisLock, ReleaseParams, UnavailableReason};
 use redis::AsyncCommands;
-use support::{Listen, Recorder, RedisServer, raw_conn, unique_key};
+use support::{Listen, Logs, Recorder, RedisServer, raw_conn, unique_key};
 
 fn assert_unavailable(what: &str, err: &LockError) {
     assert!(
@@ -45,6 +45,7 @@ async fn assert_all_calls_unavailable(locks: &RedisLock, timeout: Duration) {
 
 #[tokio::test]
 async fn nothing_listening_on_the_port_is_unavailable_within_the_timeout() {
+    let logs = Logs::capture();
     let port = support::server::free_port().unwrap();
     let timeout = Duration::from_millis(500);
     let locks = RedisLock::builder()
@@ -65,6 +66,14 @@ async fn nothing_listening_on_the_port_is_unavailable_within_the_timeout() {
     );
     let text = err.to_string();
     assert!(text.starts_with("Redis is unavailable: "), "{text}");
+    // Backend errors are logged at error, with the cause.
+    let errors = logs.lines_with(" ERROR ");
+    assert!(
+        errors.iter().any(|l| l.contains("lock attempt failed")),
+        "{errors:#?}"
+    );
+    assert!(errors.iter().any(|l| l.contains("release failed")));
+    assert!(errors.iter().any(|l| l.contains("get failed")));
 }
 
 #[tokio::test]

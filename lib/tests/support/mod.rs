@@ -171,6 +171,19 @@ pub struct Fixture {
     raw: Option<MultiplexedConnection>,
 }
 
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        // A failing behaviour shows the end of the shared server's log.
+        if std::thread::panicking() && self.backend == Backend::Redis {
+            eprintln!(
+                "---- shared redis-server log ({}) ----\n{}\n----",
+                shared().log_path().display(),
+                shared().log_tail(40)
+            );
+        }
+    }
+}
+
 impl Fixture {
     pub async fn new(backend: Backend) -> Self {
         Self::with(backend, |builder| builder).await
