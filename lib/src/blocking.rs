@@ -30,6 +30,8 @@ use std::time::Duration;
 use tracing::Level;
 
 use crate::error::{LockError, Result, UnavailableReason};
+use crate::lease::LossReason;
+use crate::options::AcquireOptions;
 use crate::params::{LockParams, ReleaseParams};
 
 /// A blocking client for locks on Redis: [`crate::RedisLock`] without `.await`.
@@ -214,6 +216,339 @@ impl RedisLock {
         let locks = self.locks.clone();
         let key = key.to_owned();
         self.run(async move { locks.get_lock(&key).await })
+    }
+
+    /// Makes one attempt to take a lock as a guard; see [`crate::RedisLock::try_acquire`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::RedisLock::try_acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// let guard = locks.try_acquire("jobs:42")?;
+    /// assert!(locks.try_acquire("jobs:42").is_err());
+    /// guard.release()?;
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    pub fn try_acquire(&self, key: &str) -> Result<LockGuard> {
+        self.try_acquire_with(key, AcquireOptions::new())
+    }
+
+    /// [`try_acquire`](Self::try_acquire) with options; see
+    /// [`crate::RedisLock::try_acquire_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::RedisLock::try_acquire_with`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ac_redislock::AcquireOptions;
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// let guard = locks.try_acquire_with("jobs:42", AcquireOptions::new().fencing(true))?;
+    /// assert_eq!(guard.fencing_token(), Some(1));
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    pub fn try_acquire_with(&self, key: &str, options: AcquireOptions) -> Result<LockGuard> {
+        let locks = self.locks.clone();
+        let key = key.to_owned();
+        let guard = self.run(async move { locks.try_acquire_with(&key, options).await })?;
+        Ok(self.wrap(guard))
+    }
+
+    /// Takes a lock as a guard, waiting for it; see [`crate::RedisLock::acquire`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::RedisLock::acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// let guard = locks.acquire("jobs:42")?;
+    /// guard.release()?;
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    pub fn acquire(&self, key: &str) -> Result<LockGuard> {
+        self.acquire_with(key, AcquireOptions::new())
+    }
+
+    /// [`acquire`](Self::acquire) with options; see [`crate::RedisLock::acquire_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::RedisLock::acquire_with`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ac_redislock::AcquireOptions;
+    /// use std::time::Duration;
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// let options = AcquireOptions::new().wait(Duration::from_millis(100));
+    /// let guard = locks.acquire_with("jobs:42", options.clone())?;
+    /// assert!(locks.acquire_with("jobs:42", options).is_err());
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    pub fn acquire_with(&self, key: &str, options: AcquireOptions) -> Result<LockGuard> {
+        let locks = self.locks.clone();
+        let key = key.to_owned();
+        let guard = self.run(async move { locks.acquire_with(&key, options).await })?;
+        Ok(self.wrap(guard))
+    }
+
+    /// Runs `work` while holding the lock at `key`, renewed in the background (unless `options`
+    /// turns renewal off), and releases it afterwards.
+    ///
+    /// A blocking closure cannot be cancelled: if the lease is lost while it runs, it runs to
+    /// its end, its output is dropped and the call returns [`Lost`](LockError::Lost). Check
+    /// [`LockGuard::is_held`] inside long work.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::RedisLock::with_lock`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ac_redislock::AcquireOptions;
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// let answer = locks.with_lock("jobs:42", AcquireOptions::new(), |guard| {
+    ///     assert!(guard.is_held());
+    ///     42
+    /// })?;
+    /// assert_eq!(answer, 42);
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    pub fn with_lock<T>(
+        &self,
+        key: &str,
+        options: AcquireOptions,
+        work: impl FnOnce(&LockGuard) -> T,
+    ) -> Result<T> {
+        let options = match options.auto_renew {
+            Some(_) => options,
+            None => options.auto_renew(true),
+        };
+        let guard = self.acquire_with(key, options)?;
+        let value = work(&guard);
+        if let Some(reason) = guard.loss_reason() {
+            drop(guard);
+            return Err(LockError::Lost {
+                key: key.to_owned(),
+                reason,
+            });
+        }
+        match guard.release() {
+            Ok(()) => Ok(value),
+            Err(err @ (LockError::Lost { .. } | LockError::NotOwner { .. })) => Err(err),
+            Err(err) => {
+                tracing::warn!(key = ?key, error = %err, "release after work failed");
+                Ok(value)
+            }
+        }
+    }
+
+    fn wrap(&self, guard: crate::LockGuard) -> LockGuard {
+        LockGuard {
+            guard: Arc::new(guard),
+            client: self.clone(),
+        }
+    }
+}
+
+/// A held lock for blocking code: [`crate::LockGuard`] without `.await`.
+///
+/// # Drop behaviour
+///
+/// As [`crate::LockGuard`]: renewal stops and a release is sent in the background.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+/// let guard = locks.acquire("jobs:42")?;
+/// guard.extend(Duration::from_secs(30))?;
+/// assert!(guard.is_held());
+/// guard.release()?;
+/// # Ok::<(), ac_redislock::LockError>(())
+/// ```
+#[clippy::has_significant_drop]
+#[must_use = "dropping the guard releases the lock in the background; keep it while working"]
+#[derive(Debug)]
+pub struct LockGuard {
+    guard: Arc<crate::LockGuard>,
+    client: RedisLock,
+}
+
+impl LockGuard {
+    /// See [`crate::LockGuard::key`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// assert_eq!(locks.acquire("jobs:42")?.key(), "jobs:42");
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    #[must_use]
+    pub fn key(&self) -> &str {
+        self.guard.key()
+    }
+
+    /// See [`crate::LockGuard::token`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// let guard = locks.acquire("jobs:42")?;
+    /// assert_eq!(locks.get_lock("jobs:42")?.as_deref(), Some(guard.token()));
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    #[must_use]
+    pub fn token(&self) -> &str {
+        self.guard.token()
+    }
+
+    /// See [`crate::LockGuard::fencing_token`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// assert_eq!(locks.acquire("jobs:42")?.fencing_token(), None);
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    #[must_use]
+    pub fn fencing_token(&self) -> Option<u64> {
+        self.guard.fencing_token()
+    }
+
+    /// See [`crate::LockGuard::valid_until`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// assert!(locks.acquire("jobs:42")?.valid_until() > std::time::Instant::now());
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    #[must_use]
+    pub fn valid_until(&self) -> std::time::Instant {
+        self.guard.valid_until()
+    }
+
+    /// See [`crate::LockGuard::remaining`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// assert!(locks.acquire("jobs:42")?.remaining() > std::time::Duration::ZERO);
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    #[must_use]
+    pub fn remaining(&self) -> Duration {
+        self.guard.remaining()
+    }
+
+    /// See [`crate::LockGuard::is_held`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// assert!(locks.acquire("jobs:42")?.is_held());
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    #[must_use]
+    pub fn is_held(&self) -> bool {
+        self.guard.is_held()
+    }
+
+    /// Returns how the lease ended, if it has (no waiting, no I/O).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// assert_eq!(locks.acquire("jobs:42")?.loss_reason(), None);
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    #[must_use]
+    pub fn loss_reason(&self) -> Option<LossReason> {
+        self.guard.ended()
+    }
+
+    /// Blocks until the lease ends or `timeout` passes; returns how it ended, if it did.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ac_redislock::{AcquireOptions, LossReason};
+    /// use std::time::Duration;
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// let guard = locks.acquire_with("jobs:42", AcquireOptions::new().ttl(Duration::from_millis(50)))?;
+    /// assert_eq!(guard.wait_lost(Duration::from_secs(1)), Some(LossReason::Expired));
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    #[must_use]
+    pub fn wait_lost(&self, timeout: Duration) -> Option<LossReason> {
+        let lost = self.guard.lost();
+        self.client
+            .run(async move { Ok(tokio::time::timeout(timeout, lost).await.ok()) })
+            .ok()
+            .flatten()
+    }
+
+    /// See [`crate::LockGuard::extend`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::LockGuard::extend`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// let guard = locks.acquire("jobs:42")?;
+    /// assert!(guard.extend(Duration::from_secs(60))? > Duration::from_secs(50));
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    pub fn extend(&self, ttl: Duration) -> Result<Duration> {
+        let guard = Arc::clone(&self.guard);
+        self.client.run(async move { guard.extend(ttl).await })
+    }
+
+    /// See [`crate::LockGuard::release`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::LockGuard::release`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// locks.acquire("jobs:42")?.release()?;
+    /// assert_eq!(locks.get_lock("jobs:42")?, None);
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    pub fn release(self) -> Result<()> {
+        let Self { guard, client } = self;
+        match Arc::try_unwrap(guard) {
+            Ok(guard) => client.run(async move { guard.release().await }),
+            // Unreachable: calls on a blocking guard finish before they return.
+            Err(_shared) => Ok(()),
+        }
     }
 }
 

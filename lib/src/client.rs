@@ -13,7 +13,7 @@ use crate::error::{InvalidInput, LockError, Result, UnavailableReason};
 use crate::params::{LockParams, ReleaseParams};
 use crate::store::memory::MemoryStore;
 use crate::store::redis_store::RedisStore;
-use crate::store::{Acquire, BoxFuture, Expiry, Release, Store};
+use crate::store::{Acquire, AcquireRequest, BoxFuture, Expiry, Owned, Store};
 use crate::token::new_token;
 
 /// Default time a single Redis call may take before it fails with
@@ -31,20 +31,21 @@ pub const DEFAULT_MAX_EXPIRES: Duration = Duration::from_secs(24 * 60 * 60);
 /// Emits a `tracing` event at a level chosen at run time (the macros want a constant).
 macro_rules! event_at {
     ($level:expr, $($rest:tt)+) => {{
-        let level: Level = $level;
-        if level == Level::ERROR {
+        let level: ::tracing::Level = $level;
+        if level == ::tracing::Level::ERROR {
             tracing::error!($($rest)+)
-        } else if level == Level::WARN {
+        } else if level == ::tracing::Level::WARN {
             tracing::warn!($($rest)+)
-        } else if level == Level::INFO {
+        } else if level == ::tracing::Level::INFO {
             tracing::info!($($rest)+)
-        } else if level == Level::DEBUG {
+        } else if level == ::tracing::Level::DEBUG {
             tracing::debug!($($rest)+)
         } else {
             tracing::trace!($($rest)+)
         }
     }};
 }
+pub(crate) use event_at;
 
 /// A client for locks on Redis: the Rust form of the Node package `ac-redislock`.
 ///
@@ -150,7 +151,7 @@ impl RedisLock {
     where
         C: ConnectionLike + Clone + Send + Sync + 'static,
     {
-        Self::with_store(Box::new(RedisStore::new(conn)), Config::default())
+        Self::with_store(Box::new(RedisStore::new(conn, None)), Config::default())
     }
 
     /// Creates a client with default options from a URL: `redis://[user:password@]host[:port][/db]`,
@@ -274,15 +275,20 @@ impl RedisLock {
         };
         let level = self.inner.config.log_level;
         let expires = expiry.as_duration();
-        match self
-            .call(&key, self.inner.store.acquire(&wire, &value, expiry))
-            .await
-        {
-            Ok(Acquire::Granted) => {
+        let request = AcquireRequest {
+            key: &wire,
+            token: &value,
+            expiry,
+            waiter: None,
+            fencing: false,
+            probe: false,
+        };
+        match self.call(&key, self.inner.store.acquire(request)).await {
+            Ok(Acquire::Granted { .. }) => {
                 event_at!(level, key = ?key, ?expires, outcome = "acquired", "lock attempt");
                 Ok(value)
             }
-            Ok(Acquire::Held) => {
+            Ok(Acquire::Held { .. }) => {
                 event_at!(level, key = ?key, ?expires, outcome = "locked", "lock attempt");
                 Err(LockError::Locked { key })
             }
@@ -359,12 +365,12 @@ impl RedisLock {
             .await
             .inspect_err(|err| log_backend_error("release", &key, err))?;
         let mismatch = match outcome {
-            Release::Released => {
+            Owned::Done => {
                 tracing::debug!(key = ?key, "released");
                 return Ok(());
             }
-            Release::NotOwner => LockError::NotOwner { key },
-            Release::NotHeld => LockError::NotHeld { key },
+            Owned::NotOwner => LockError::NotOwner { key },
+            Owned::NotHeld => LockError::NotHeld { key },
         };
         if suppress_mismatch.unwrap_or(self.inner.config.suppress_mismatch) {
             return Ok(());
@@ -404,8 +410,20 @@ impl RedisLock {
             .inspect_err(|err| log_backend_error("get", key, err))
     }
 
+    pub(crate) fn store(&self) -> &dyn Store {
+        &*self.inner.store
+    }
+
+    pub(crate) fn command_timeout(&self) -> Duration {
+        self.inner.config.command_timeout
+    }
+
+    pub(crate) fn log_level(&self) -> Level {
+        self.inner.config.log_level
+    }
+
     /// Runs one store call under the command timeout and maps its error.
-    async fn call<T>(&self, key: &str, fut: BoxFuture<'_, RedisResult<T>>) -> Result<T> {
+    pub(crate) async fn call<T>(&self, key: &str, fut: BoxFuture<'_, RedisResult<T>>) -> Result<T> {
         let result = if self.inner.store.does_io() {
             let timeout = self.inner.config.command_timeout;
             tokio::time::timeout(timeout, fut)
@@ -434,7 +452,7 @@ impl RedisLock {
                 let cleanup = this.inner.store.release(&wire, &value);
                 match tokio::time::timeout(timeout, cleanup).await {
                     Ok(Ok(outcome)) => {
-                        if outcome == Release::Released {
+                        if outcome == Owned::Done {
                             tracing::debug!(key = ?wire, "released a lock whose attempt had failed");
                         }
                         return;
@@ -448,7 +466,7 @@ impl RedisLock {
     }
 
     /// Checks the key and adds the prefix.
-    fn wire_key<'k>(&self, key: &'k str) -> Result<Cow<'k, str>> {
+    pub(crate) fn wire_key<'k>(&self, key: &'k str) -> Result<Cow<'k, str>> {
         let config = &self.inner.config;
         if key.is_empty() {
             return Err(InvalidInput::EmptyKey.into());
@@ -473,6 +491,9 @@ impl RedisLock {
         if value.is_empty() {
             return Err(InvalidInput::EmptyValue.into());
         }
+        if value == crate::scripts::HANDOFF {
+            return Err(InvalidInput::ReservedValue.into());
+        }
         if value.len() > max {
             return Err(InvalidInput::ValueTooLong {
                 len: value.len(),
@@ -483,7 +504,7 @@ impl RedisLock {
         Ok(())
     }
 
-    fn check_expires(&self, expires: Duration) -> Result<Expiry> {
+    pub(crate) fn check_expires(&self, expires: Duration) -> Result<Expiry> {
         let max = self.inner.config.max_expires;
         if expires < Duration::from_millis(1) {
             return Err(InvalidInput::ExpiryTooShort(expires).into());
@@ -496,7 +517,7 @@ impl RedisLock {
 }
 
 /// Whether a failed call may still have run on the server.
-fn outcome_unknown(err: &LockError) -> bool {
+pub(crate) fn outcome_unknown(err: &LockError) -> bool {
     matches!(
         err,
         LockError::Unavailable {
@@ -517,13 +538,18 @@ pub(crate) struct ErrorChain<'a>(pub(crate) &'a (dyn std::error::Error + 'static
 
 impl fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
+        let mut shown = self.0.to_string();
         let mut source = self.0.source();
         while let Some(err) = source {
-            write!(f, ": {err}")?;
+            // Some errors (redis-rs's among them) repeat their source in their own message.
+            let text = err.to_string();
+            if !shown.ends_with(&text) {
+                shown.push_str(": ");
+                shown.push_str(&text);
+            }
             source = err.source();
         }
-        Ok(())
+        f.write_str(&shown)
     }
 }
 
@@ -559,6 +585,7 @@ impl fmt::Display for ErrorChain<'_> {
 #[must_use = "the builder does nothing until one of its `build` methods is called"]
 pub struct RedisLockBuilder {
     config: Config,
+    pubsub: Option<redis::Client>,
 }
 
 impl RedisLockBuilder {
@@ -653,6 +680,24 @@ impl RedisLockBuilder {
         self
     }
 
+    /// Gives a client on your own connection ([`build`](Self::build)) a way to open its
+    /// pub/sub connection, so that waiters wake up when a lock is released instead of polling.
+    /// Clients made from a URL have it already.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = redis::Client::open("redis://127.0.0.1/")?;
+    /// let conn = client.get_multiplexed_async_connection().await?;
+    /// let locks = ac_redislock::RedisLock::builder().pubsub_client(client).build(conn)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn pubsub_client(mut self, client: redis::Client) -> Self {
+        self.pubsub = Some(client);
+        self
+    }
+
     /// Builds a client on your redis-rs async connection (see [`RedisLock::new`]).
     ///
     /// # Errors
@@ -674,7 +719,7 @@ impl RedisLockBuilder {
     {
         self.validate()?;
         Ok(RedisLock::with_store(
-            Box::new(RedisStore::new(conn)),
+            Box::new(RedisStore::new(conn, self.pubsub)),
             self.config,
         ))
     }
@@ -706,10 +751,10 @@ impl RedisLockBuilder {
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        let manager = ConnectionManager::new_lazy_with_config(client, manager_config)
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
             .map_err(|err| InvalidInput::Url(err.to_string()))?;
         Ok(RedisLock::with_store(
-            Box::new(RedisStore::new(manager)),
+            Box::new(RedisStore::new(manager, Some(client))),
             self.config,
         ))
     }

@@ -23,7 +23,7 @@ pub type Result<T, E = LockError> = std::result::Result<T, E>;
 /// apart from what happened to the connection:
 ///
 /// - **lock outcomes**: [`Locked`](Self::Locked) (code 423, as in the Node original),
-///   [`NotOwner`](Self::NotOwner), [`NotHeld`](Self::NotHeld) and
+///   [`NotOwner`](Self::NotOwner), [`NotHeld`](Self::NotHeld), [`Lost`](Self::Lost) and
 ///   [`WrongType`](Self::WrongType);
 /// - **input errors**: [`InvalidInput`](Self::InvalidInput), raised before any byte is sent;
 /// - **backend errors**: [`Unavailable`](Self::Unavailable) (code 503: refused, closed or timed
@@ -77,6 +77,16 @@ pub enum LockError {
         key: String,
     },
 
+    /// A guard's lease ended before the operation: its deadline passed, Redis no longer has the
+    /// key, or renewals failed. An expired lock is never re-created.
+    #[error("the lease on {key:?} was lost: {reason}")]
+    Lost {
+        /// The key as the caller gave it.
+        key: String,
+        /// How the lease ended.
+        reason: crate::lease::LossReason,
+    },
+
     /// The key exists but holds a Redis value that is not a string (a list, a hash, ...), so it
     /// is not a lock. The value was left untouched.
     #[error("key {key:?} holds a Redis {found} value, not a lock")]
@@ -128,7 +138,8 @@ impl LockError {
     ///
     /// `423` (Locked) and `503` (Unavailable) are the codes of the Node original; the others
     /// follow the same idea: `409` for [`NotOwner`](Self::NotOwner) and
-    /// [`WrongType`](Self::WrongType), `410` for [`NotHeld`](Self::NotHeld), `400` for
+    /// [`WrongType`](Self::WrongType), `410` for [`NotHeld`](Self::NotHeld) and
+    /// [`Lost`](Self::Lost), `400` for
     /// [`InvalidInput`](Self::InvalidInput), `502` for [`Redis`](Self::Redis) and `500` for
     /// [`Entropy`](Self::Entropy).
     ///
@@ -144,7 +155,7 @@ impl LockError {
         match self {
             Self::Locked { .. } => 423,
             Self::NotOwner { .. } | Self::WrongType { .. } => 409,
-            Self::NotHeld { .. } => 410,
+            Self::NotHeld { .. } | Self::Lost { .. } => 410,
             Self::InvalidInput(_) => 400,
             Self::Unavailable { .. } => 503,
             Self::Redis(_) => 502,
@@ -302,6 +313,9 @@ pub enum InvalidInput {
     /// The lock value is the empty string.
     #[error("the value is empty")]
     EmptyValue,
+    /// The lock value is the marker this crate uses for a lock reserved for its waiters.
+    #[error("the value `ac-redislock:handoff` is reserved")]
+    ReservedValue,
     /// The lock value is longer than the configured maximum.
     #[error("the value is {len} bytes long, more than the maximum of {max}")]
     ValueTooLong {

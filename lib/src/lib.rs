@@ -74,10 +74,16 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod acquire;
 pub mod blocking;
 mod client;
 mod error;
+mod guard;
+mod lease;
+mod options;
 mod params;
+mod renew;
+mod retry;
 mod scripts;
 mod store;
 mod token;
@@ -87,7 +93,11 @@ pub use client::{
     RedisLock, RedisLockBuilder,
 };
 pub use error::{InvalidInput, LockError, Result, UnavailableReason};
+pub use guard::LockGuard;
+pub use lease::LossReason;
+pub use options::{AcquireOptions, DEFAULT_MAX_HOLD, DEFAULT_TTL, DEFAULT_WAIT};
 pub use params::{DEFAULT_EXPIRES, LockParams, ReleaseParams};
+pub use retry::RetryPolicy;
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

@@ -6,10 +6,57 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Compare-and-delete: see `lua/release.lua`.
-pub(crate) static RELEASE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../lua/release.lua")));
+macro_rules! script {
+    ($(#[$doc:meta])* $name:ident = $file:literal) => {
+        $(#[$doc])*
+        pub(crate) static $name: LazyLock<Script> =
+            LazyLock::new(|| Script::new(include_str!(concat!("../lua/", $file))));
+    };
+}
 
-/// Unconditional delete of a string key: see `lua/force_release.lua`.
-pub(crate) static FORCE_RELEASE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../lua/force_release.lua")));
+script!(
+    /// Take the lock, or register as a waiter: `lua/acquire.lua`.
+    ACQUIRE = "acquire.lua"
+);
+script!(
+    /// Compare-and-delete with hand-off to waiters: `lua/release.lua`.
+    RELEASE = "release.lua"
+);
+script!(
+    /// Unconditional delete of a string key: `lua/force_release.lua`.
+    FORCE_RELEASE = "force_release.lua"
+);
+script!(
+    /// Compare-and-PEXPIRE: `lua/extend.lua`.
+    EXTEND = "extend.lua"
+);
+script!(
+    /// A waiter gives up: `lua/cancel_wait.lua`.
+    CANCEL_WAIT = "cancel_wait.lua"
+);
+
+/// The value a released lock holds while it is reserved for the registered waiters.
+pub(crate) const HANDOFF: &str = "ac-redislock:handoff";
+
+/// The pub/sub channel on which releases with waiters are announced (the message is the key).
+pub(crate) const RELEASED_CHANNEL: &str = "ac-redislock:released";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_script_states_its_keys_argv_and_returns() {
+        for (name, text) in [
+            ("acquire", include_str!("../lua/acquire.lua")),
+            ("release", include_str!("../lua/release.lua")),
+            ("force_release", include_str!("../lua/force_release.lua")),
+            ("extend", include_str!("../lua/extend.lua")),
+            ("cancel_wait", include_str!("../lua/cancel_wait.lua")),
+        ] {
+            assert!(text.starts_with(&format!("-- {name}.lua: ")), "{name}");
+            assert!(text.contains("-- KEYS[1]: "), "{name}");
+            assert!(text.contains("Returns "), "{name}");
+        }
+        assert!(include_str!("../lua/acquire.lua").contains(super::HANDOFF));
+        assert!(include_str!("../lua/release.lua").contains(super::HANDOFF));
+    }
+}

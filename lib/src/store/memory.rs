@@ -1,23 +1,35 @@
 //! The in-memory store: the Node original's in-process fallback (node-cache), with the same
-//! semantics as Redis: expiry honoured, compare on release. For tests and single-process
-//! programs; it locks nothing across processes.
+//! semantics as Redis: expiry honoured, compare on release and extend, fencing tokens, release
+//! announcements. For tests and single-process programs; it locks nothing across processes.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use redis::RedisResult;
+use tokio::sync::broadcast;
 
-use super::{Acquire, BoxFuture, Expiry, Release, Store};
+use super::{Acquire, AcquireRequest, BoxFuture, Owned, Releases, Store};
 
-#[derive(Default)]
 pub(crate) struct MemoryStore {
     state: Mutex<State>,
+    released: broadcast::Sender<Arc<str>>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            released: broadcast::channel(1024).0,
+        }
+    }
 }
 
 #[derive(Default)]
 struct State {
     entries: HashMap<String, Entry>,
+    /// Last fencing token per key. Kept for the store's lifetime so tokens never go back.
+    fences: HashMap<String, u64>,
     /// Size at which the next insert sweeps out expired entries; doubles with the live set,
     /// so sweeping costs O(1) amortised and expired keys never pile up.
     sweep_at: usize,
@@ -30,13 +42,19 @@ struct Entry {
 
 const MIN_SWEEP: usize = 64;
 
+/// Far enough to stand for "never" without overflowing `Instant`.
+fn add(now: Instant, ttl: Duration) -> Instant {
+    now.checked_add(ttl)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
+}
+
 impl State {
     /// The live entry at `key`, dropping it first if it has expired.
-    fn live(&mut self, key: &str, now: Instant) -> Option<&Entry> {
+    fn live(&mut self, key: &str, now: Instant) -> Option<&mut Entry> {
         if self.entries.get(key).is_some_and(|e| e.expires_at <= now) {
             self.entries.remove(key);
         }
-        self.entries.get(key)
+        self.entries.get_mut(key)
     }
 
     fn insert(&mut self, key: &str, value: &str, expires_at: Instant, now: Instant) {
@@ -62,43 +80,69 @@ impl MemoryStore {
         f(&mut state, Instant::now())
     }
 
+    fn announce(&self, key: &str) {
+        let _ = self.released.send(Arc::from(key));
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.with_state(|state, _| state.entries.len())
     }
 }
 
+fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, RedisResult<T>> {
+    Box::pin(std::future::ready(Ok(value)))
+}
+
 impl Store for MemoryStore {
-    fn acquire<'a>(
+    fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> BoxFuture<'a, RedisResult<Acquire>> {
+        let outcome = self.with_state(|state, now| {
+            if let Some(holder) = state.live(req.key, now) {
+                let pttl = holder.expires_at.saturating_duration_since(now);
+                return Acquire::Held { pttl: Some(pttl) };
+            }
+            let expires_at = add(now, req.expiry.as_duration());
+            state.insert(req.key, req.token, expires_at, now);
+            let fence = req.fencing.then(|| {
+                let last = state.fences.entry(req.key.to_owned()).or_insert(0);
+                *last += 1;
+                *last
+            });
+            Acquire::Granted { fence }
+        });
+        ready(outcome)
+    }
+
+    fn release<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, RedisResult<Owned>> {
+        let outcome = self.with_state(|state, now| match state.live(key, now) {
+            None => Owned::NotHeld,
+            Some(entry) if entry.value != value => Owned::NotOwner,
+            Some(_) => {
+                state.entries.remove(key);
+                Owned::Done
+            }
+        });
+        if outcome == Owned::Done {
+            self.announce(key);
+        }
+        ready(outcome)
+    }
+
+    fn extend<'a>(
         &'a self,
         key: &'a str,
         value: &'a str,
-        expiry: Expiry,
-    ) -> BoxFuture<'a, RedisResult<Acquire>> {
-        let outcome = self.with_state(|state, now| {
-            if state.live(key, now).is_some() {
-                return Acquire::Held;
-            }
-            // The expiry is capped by the client well below Instant's range; saturate anyway.
-            let expires_at = now
-                .checked_add(expiry.as_duration())
-                .unwrap_or(now + std::time::Duration::from_secs(86_400 * 365));
-            state.insert(key, value, expires_at, now);
-            Acquire::Granted
-        });
-        Box::pin(std::future::ready(Ok(outcome)))
-    }
-
-    fn release<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, RedisResult<Release>> {
+        ttl: Duration,
+    ) -> BoxFuture<'a, RedisResult<Owned>> {
         let outcome = self.with_state(|state, now| match state.live(key, now) {
-            None => Release::NotHeld,
-            Some(entry) if entry.value != value => Release::NotOwner,
-            Some(_) => {
-                state.entries.remove(key);
-                Release::Released
+            None => Owned::NotHeld,
+            Some(entry) if entry.value != value => Owned::NotOwner,
+            Some(entry) => {
+                entry.expires_at = add(now, ttl);
+                Owned::Done
             }
         });
-        Box::pin(std::future::ready(Ok(outcome)))
+        ready(outcome)
     }
 
     fn force_release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, RedisResult<bool>> {
@@ -107,12 +151,24 @@ impl Store for MemoryStore {
             state.entries.remove(key);
             live
         });
-        Box::pin(std::future::ready(Ok(existed)))
+        if existed {
+            self.announce(key);
+        }
+        ready(existed)
     }
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, RedisResult<Option<String>>> {
         let value = self.with_state(|state, now| state.live(key, now).map(|e| e.value.clone()));
-        Box::pin(std::future::ready(Ok(value)))
+        ready(value)
+    }
+
+    fn cancel_wait<'a>(&'a self, _key: &'a str, _waiter: &'a str) -> BoxFuture<'a, RedisResult<()>> {
+        // Waiters are not registered here: every release is announced.
+        ready(())
+    }
+
+    fn releases(&self) -> Option<Releases> {
+        Some(self.released.subscribe())
     }
 
     fn does_io(&self) -> bool {
@@ -122,20 +178,31 @@ impl Store for MemoryStore {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Expiry;
     use super::*;
-    use std::time::Duration;
+
+    fn request<'a>(key: &'a str, expiry: Expiry) -> AcquireRequest<'a> {
+        AcquireRequest {
+            key,
+            token: "v",
+            expiry,
+            waiter: None,
+            fencing: false,
+            probe: false,
+        }
+    }
 
     #[tokio::test]
     async fn expired_entries_are_swept_as_new_ones_arrive() {
         let store = MemoryStore::default();
         for i in 0..1000 {
             let key = format!("short{i}");
-            store.acquire(&key, "v", Expiry::Millis(1)).await.unwrap();
+            store.acquire(request(&key, Expiry::Millis(1))).await.unwrap();
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
         for i in 0..1100 {
             let key = format!("long{i}");
-            store.acquire(&key, "v", Expiry::Seconds(60)).await.unwrap();
+            store.acquire(request(&key, Expiry::Seconds(60))).await.unwrap();
         }
         // Without sweeping the map would hold 2,100 entries; the 1,000 expired ones must go.
         assert!(store.len() <= 1100, "{} entries left", store.len());

@@ -1,20 +1,39 @@
-//! The Redis store: the primitives over any redis-rs async connection.
+//! The Redis store: the primitives over any redis-rs async connection, plus release wake-ups
+//! over pub/sub when it has a client to open a subscriber connection with.
 
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
 use redis::aio::ConnectionLike;
 use redis::{RedisResult, Value};
+use tokio::sync::broadcast;
 
-use super::{Acquire, BoxFuture, Expiry, Release, Store};
-use crate::scripts;
+use super::{Acquire, AcquireRequest, BoxFuture, Expiry, Owned, Releases, Store, aux_key};
+use crate::scripts::{self, RELEASED_CHANNEL};
+
+/// How long a released lock stays reserved for the waiters registered when it was released.
+/// A woken waiter takes it within a round trip; the reservation only matters when every
+/// registered waiter has died, and then it delays the next taker by at most this much.
+pub(crate) const HANDOFF_RESERVATION: Duration = Duration::from_millis(200);
+
+const WAITERS: &str = ":waiters";
+const FENCE: &str = ":fence";
 
 /// A store over a cloneable redis-rs connection (multiplexed, `ConnectionManager`, cluster).
 /// Each call works on its own clone, so calls run concurrently on one multiplexed connection.
 pub(crate) struct RedisStore<C> {
     conn: C,
+    wake: Option<WakeHub>,
 }
 
 impl<C> RedisStore<C> {
-    pub(crate) fn new(conn: C) -> Self {
-        Self { conn }
+    /// A store; with `client`, waiters are woken over pub/sub on a connection of its own.
+    pub(crate) fn new(conn: C, client: Option<redis::Client>) -> Self {
+        Self {
+            conn,
+            wake: client.map(WakeHub::new),
+        }
     }
 }
 
@@ -22,52 +41,69 @@ impl<C> Store for RedisStore<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    fn acquire<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a str,
-        expiry: Expiry,
-    ) -> BoxFuture<'a, RedisResult<Acquire>> {
+    fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> BoxFuture<'a, RedisResult<Acquire>> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
+            if req.waiter.is_some() || req.fencing {
+                return acquire_script(&mut conn, req).await;
+            }
             // The Node original's exact command: SET key value EX seconds NX (PX for
             // milliseconds).
             let mut cmd = redis::cmd("SET");
-            cmd.arg(key).arg(value);
-            match expiry {
+            cmd.arg(req.key).arg(req.token);
+            match req.expiry {
                 Expiry::Seconds(secs) => cmd.arg("EX").arg(secs),
                 Expiry::Millis(millis) => cmd.arg("PX").arg(millis),
             };
             cmd.arg("NX");
-            match cmd.query_async::<Value>(&mut conn).await? {
-                Value::Nil => {}
-                _ => return Ok(Acquire::Granted),
+            if cmd.query_async::<Value>(&mut conn).await? != Value::Nil {
+                return Ok(Acquire::Granted { fence: None });
+            }
+            if req.probe {
+                return Ok(Acquire::Held { pttl: None });
             }
             // Refused. SET NX only tests existence, so tell a lock from a key of another type
             // (a list, say) that would otherwise look locked forever. This costs a round trip
             // on the refused path only.
-            let kind: String = redis::cmd("TYPE").arg(key).query_async(&mut conn).await?;
+            let kind: String = redis::cmd("TYPE").arg(req.key).query_async(&mut conn).await?;
             Ok(match kind.as_str() {
                 // "none": the holder let go between the two commands; still a refusal.
-                "string" | "none" => Acquire::Held,
+                "string" | "none" => Acquire::Held { pttl: None },
                 _ => Acquire::WrongType(kind),
             })
         })
     }
 
-    fn release<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, RedisResult<Release>> {
+    fn release<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, RedisResult<Owned>> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
-            let outcome: i64 = scripts::RELEASE
+            let code: i64 = scripts::RELEASE
                 .key(key)
+                .key(aux_key(key, WAITERS))
                 .arg(value)
+                .arg(HANDOFF_RESERVATION.as_millis() as u64)
+                .arg(RELEASED_CHANNEL)
                 .invoke_async(&mut conn)
                 .await?;
-            Ok(match outcome {
-                1 => Release::Released,
-                0 => Release::NotHeld,
-                _ => Release::NotOwner,
-            })
+            Ok(Owned::from_script(code))
+        })
+    }
+
+    fn extend<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, RedisResult<Owned>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let code: i64 = scripts::EXTEND
+                .key(key)
+                .arg(value)
+                .arg(Expiry::from_duration(ttl).as_millis())
+                .invoke_async(&mut conn)
+                .await?;
+            Ok(Owned::from_script(code))
         })
     }
 
@@ -76,6 +112,8 @@ where
             let mut conn = self.conn.clone();
             let deleted: i64 = scripts::FORCE_RELEASE
                 .key(key)
+                .key(aux_key(key, WAITERS))
+                .arg(RELEASED_CHANNEL)
                 .invoke_async(&mut conn)
                 .await?;
             Ok(deleted > 0)
@@ -93,5 +131,116 @@ where
                     .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
             }))
         })
+    }
+
+    fn cancel_wait<'a>(&'a self, key: &'a str, waiter: &'a str) -> BoxFuture<'a, RedisResult<()>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let _: i64 = scripts::CANCEL_WAIT
+                .key(key)
+                .key(aux_key(key, WAITERS))
+                .arg(waiter)
+                .invoke_async(&mut conn)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn releases(&self) -> Option<Releases> {
+        self.wake.as_ref().and_then(WakeHub::subscribe)
+    }
+}
+
+/// The scripted attempt: waiting (registers the waiter) or fencing.
+async fn acquire_script<C: ConnectionLike + Send>(
+    conn: &mut C,
+    req: AcquireRequest<'_>,
+) -> RedisResult<Acquire> {
+    let (waiter, lease) = match req.waiter {
+        Some(w) => (w.id, w.lease.as_millis().max(1) as u64),
+        None => ("", 0),
+    };
+    let (granted, number): (i64, i64) = scripts::ACQUIRE
+        .key(req.key)
+        .key(aux_key(req.key, WAITERS))
+        .key(aux_key(req.key, FENCE))
+        .arg(req.token)
+        .arg(req.expiry.as_millis())
+        .arg(waiter)
+        .arg(lease)
+        .arg(if req.fencing { "1" } else { "0" })
+        .invoke_async(conn)
+        .await?;
+    Ok(if granted == 1 {
+        Acquire::Granted {
+            fence: u64::try_from(number).ok().filter(|_| req.fencing),
+        }
+    } else {
+        // PTTL: -2 no key (it just went), -1 no expiry (not ours to judge): unknown.
+        Acquire::Held {
+            pttl: u64::try_from(number).ok().map(Duration::from_millis),
+        }
+    })
+}
+
+/// Release announcements from Redis pub/sub: one subscriber connection per client, opened on
+/// the first wait and kept (re-opened after it breaks) until the client is dropped.
+struct WakeHub {
+    client: redis::Client,
+    tx: broadcast::Sender<Arc<str>>,
+    task: OnceLock<AbortOnDrop>,
+}
+
+impl WakeHub {
+    fn new(client: redis::Client) -> Self {
+        Self {
+            client,
+            tx: broadcast::channel(1024).0,
+            task: OnceLock::new(),
+        }
+    }
+
+    fn subscribe(&self) -> Option<Releases> {
+        let rx = self.tx.subscribe();
+        if self.task.get().is_none() {
+            let runtime = tokio::runtime::Handle::try_current().ok()?;
+            let (client, tx) = (self.client.clone(), self.tx.clone());
+            let _ = self
+                .task
+                .set(AbortOnDrop(runtime.spawn(subscriber(client, tx)).abort_handle()));
+        }
+        Some(rx)
+    }
+}
+
+/// Aborts a task when dropped: the subscriber dies with its client.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Forwards release announcements to the hub; reconnects with a capped backoff.
+async fn subscriber(client: redis::Client, tx: broadcast::Sender<Arc<str>>) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let connect = tokio::time::timeout(Duration::from_secs(5), client.get_async_pubsub());
+        if let Ok(Ok(mut pubsub)) = connect.await
+            && pubsub.subscribe(RELEASED_CHANNEL).await.is_ok()
+        {
+            backoff = Duration::from_millis(50);
+            // Releases may have gone unheard while we were away: wake every waiter once.
+            let _ = tx.send(Arc::from(""));
+            let mut messages = pubsub.into_on_message();
+            while let Some(message) = messages.next().await {
+                let key = String::from_utf8_lossy(message.get_payload_bytes());
+                let _ = tx.send(Arc::from(key.as_ref()));
+            }
+            tracing::debug!("release subscription lost; reconnecting");
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }

@@ -200,8 +200,9 @@ impl Fixture {
                 let raw = raw_conn(server).await;
                 let recorder = Recorder::new(raw_conn(server).await);
                 let sent = recorder.log();
+                let pubsub = redis::Client::open(server.url()).unwrap();
                 Self {
-                    locks: builder.build(recorder).unwrap(),
+                    locks: builder.pubsub_client(pubsub).build(recorder).unwrap(),
                     backend,
                     sent: Some(sent),
                     raw: Some(raw),
@@ -256,24 +257,34 @@ macro_rules! on_every_store {
 }
 
 /// Captures the `tracing` output of the current thread while the returned guard lives.
+///
+/// One global subscriber (installed on first use) writes into the buffer of the thread the
+/// event happens on, if that thread is capturing. A global subscriber, unlike a per-thread
+/// default, keeps every callsite enabled whatever other tests run in parallel.
 pub struct Logs {
     buf: Arc<Mutex<Vec<u8>>>,
-    _guard: tracing::subscriber::DefaultGuard,
+}
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Arc<Mutex<Vec<u8>>>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 impl Logs {
     pub fn capture() -> Self {
+        static INSTALLED: OnceLock<()> = OnceLock::new();
+        INSTALLED.get_or_init(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(|| LogWriter)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global tracing subscriber in tests");
+        });
         let buf: Arc<Mutex<Vec<u8>>> = Arc::default();
-        let writer = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || LogWriter(writer.clone()))
-            .finish();
-        Self {
-            buf,
-            _guard: tracing::subscriber::set_default(subscriber),
-        }
+        CAPTURE.with(|c| *c.borrow_mut() = Some(buf.clone()));
+        Self { buf }
     }
 
     pub fn text(&self) -> String {
@@ -290,11 +301,21 @@ impl Logs {
     }
 }
 
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
+impl Drop for Logs {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| *c.borrow_mut() = None);
+    }
+}
+
+struct LogWriter;
 
 impl std::io::Write for LogWriter {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(data);
+        CAPTURE.with(|c| {
+            if let Some(buf) = c.borrow().as_ref() {
+                buf.lock().unwrap().extend_from_slice(data);
+            }
+        });
         Ok(data.len())
     }
 

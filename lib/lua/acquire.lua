@@ -1,0 +1,39 @@
+-- acquire.lua: take the lock if it is free, or reserved for this waiter; otherwise register the
+-- caller as a waiter and report how long the holder has left. Used when waiting or fencing; a
+-- plain attempt is the Node original's SET NX.
+-- KEYS[1]: lock key. KEYS[2]: waiters (sorted set: waiter id -> registration expiry, server ms).
+-- KEYS[3]: fencing counter.
+-- ARGV[1]: token. ARGV[2]: ttl ms. ARGV[3]: waiter id, or '' when the caller does not wait.
+-- ARGV[4]: waiter registration lease ms. ARGV[5]: '1' to draw a fencing token, '0' not.
+-- Returns {1, fencing token or -1} when granted, {0, PTTL of the key} when not.
+-- A non-string lock key raises WRONGTYPE (from GET) and is left untouched.
+local HANDOFF = 'ac-redislock:handoff'
+local current = redis.call('GET', KEYS[1])
+local free = current == false
+if current == HANDOFF and ARGV[3] ~= '' then
+  -- A release reserved the lock for the waiters registered at that moment.
+  free = redis.call('ZSCORE', KEYS[2], ARGV[3]) ~= false
+end
+local time = redis.call('TIME')
+if free then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  if ARGV[3] ~= '' then
+    redis.call('ZREM', KEYS[2], ARGV[3])
+  end
+  local fence = -1
+  if ARGV[5] == '1' then
+    -- Never below the server's clock in microseconds: if the counter is lost (a restart
+    -- without persistence, an eviction), tokens go on above every earlier one.
+    local now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
+    local last = tonumber(redis.call('GET', KEYS[3]) or '0')
+    fence = math.max(last + 1, now_us)
+    redis.call('SET', KEYS[3], string.format('%d', fence), 'PX', 86400000)
+  end
+  return {1, fence}
+end
+if ARGV[3] ~= '' then
+  local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  redis.call('ZADD', KEYS[2], now_ms + tonumber(ARGV[4]), ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+end
+return {0, redis.call('PTTL', KEYS[1])}

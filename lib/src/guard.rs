@@ -1,0 +1,403 @@
+//! [`LockGuard`]: a held lease, with its deadline, extension, release and loss signal.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use crate::client::RedisLock;
+use crate::error::{LockError, Result};
+use crate::lease::{Lease, LossReason};
+use crate::store::Owned;
+
+/// A held lock: a lease on a key that ends when it is released, when its deadline passes
+/// without renewal, or when Redis says it is gone.
+///
+/// Made by [`RedisLock::acquire`] and [`RedisLock::try_acquire`] (and their `_with` forms).
+/// The documented way to end it is [`release`](Self::release)`.await`.
+///
+/// # Guarantees
+///
+/// - While [`is_held`](Self::is_held) is true, the lock was granted (or last renewed) by a
+///   command sent less than `ttl - drift` ago, so the key can only be someone else's if Redis
+///   lost it (a restart without persistence, a failover, an eviction) or its clock ran fast.
+///   The drift margin is 1% of the ttl plus 2 ms.
+/// - The deadline is on the monotonic clock: wall-clock jumps on this machine do not move it.
+/// - Holding a guard does **not** stop this process from pausing (GC, swap, SIGSTOP) past its
+///   deadline and then writing as if it still held the lock. Resources that must never accept
+///   such a late write check the [fencing token](Self::fencing_token).
+/// - Loss is signalled once: [`lost`](Self::lost) futures resolve with the first reason, and
+///   [`is_held`](Self::is_held) stays false afterwards.
+///
+/// # Drop behaviour
+///
+/// Dropping a held guard stops its renewal at once and sends a best-effort release in the
+/// background on the runtime it was acquired on; it never blocks and never panics. If that
+/// runtime is gone, the lock simply expires at the end of its ttl.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+/// let guard = locks.acquire("jobs:42").await?;
+/// // ... work, checking guard.is_held() before anything irreversible ...
+/// guard.release().await?;
+/// # Ok(()) }
+/// ```
+#[clippy::has_significant_drop]
+#[must_use = "dropping the guard releases the lock in the background; keep it while working"]
+pub struct LockGuard {
+    locks: RedisLock,
+    key: String,
+    wire: String,
+    token: String,
+    fence: Option<u64>,
+    lease: Arc<Lease>,
+    watchdog: Option<AbortHandle>,
+    runtime: Option<Handle>,
+    done: bool,
+}
+
+/// What the watchdog needs to renew a lease.
+pub(crate) struct Renewal {
+    pub(crate) ttl: Duration,
+    pub(crate) interval: Duration,
+    pub(crate) hold_until: Instant,
+}
+
+impl LockGuard {
+    pub(crate) fn new(
+        locks: RedisLock,
+        key: String,
+        wire: String,
+        token: String,
+        fence: Option<u64>,
+        lease: Arc<Lease>,
+        renewal: Option<Renewal>,
+    ) -> Self {
+        let runtime = Handle::try_current().ok();
+        let watchdog = match (&runtime, renewal) {
+            (Some(runtime), Some(renewal)) => Some(
+                runtime
+                    .spawn(crate::renew::watchdog(
+                        locks.clone(),
+                        key.clone(),
+                        wire.clone(),
+                        token.clone(),
+                        Arc::clone(&lease),
+                        renewal,
+                    ))
+                    .abort_handle(),
+            ),
+            _ => None,
+        };
+        Self {
+            locks,
+            key,
+            wire,
+            token,
+            fence,
+            lease,
+            watchdog,
+            runtime,
+            done: false,
+        }
+    }
+
+    /// Returns the key, as given to `acquire` (without the instance's prefix).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// let guard = locks.acquire("jobs:42").await?;
+    /// assert_eq!(guard.key(), "jobs:42");
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Returns the token the key holds: what `release_lock` or another process (a Node worker,
+    /// the CLI) needs to release or extend this lock. Keep it as secret as the lock matters.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// let guard = locks.acquire("jobs:42").await?;
+    /// assert_eq!(locks.get_lock("jobs:42").await?.as_deref(), Some(guard.token()));
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Returns the fencing token, when asked for with
+    /// [`AcquireOptions::fencing`](crate::AcquireOptions::fencing).
+    ///
+    /// Tokens strictly increase per key across all clients of one Redis. Pass the token with
+    /// every write to the protected resource, and have the resource reject a write whose token
+    /// is lower than one it already accepted: that is what makes a paused, expired holder
+    /// harmless.
+    ///
+    /// The counter lives next to the key (same hash slot), expires a day after its last use,
+    /// and never goes below the Redis server's clock in microseconds. So if Redis loses it (a
+    /// restart without persistence, an eviction) tokens still go on above every earlier one,
+    /// unless the server's clock was set back. The in-memory store counts from 1 per store.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ac_redislock::AcquireOptions;
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// let guard = locks.acquire_with("ledger", AcquireOptions::new().fencing(true)).await?;
+    /// let fence = guard.fencing_token().expect("asked for one");
+    /// // storage.write_if_newer(fence, record) ...
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn fencing_token(&self) -> Option<u64> {
+        self.fence
+    }
+
+    /// Returns the instant after which the lease must be assumed lost: the send time of the
+    /// grant (or last renewal) plus the ttl, minus the drift margin, on the monotonic clock.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// let guard = locks.acquire("jobs:42").await?;
+    /// assert!(guard.valid_until() > std::time::Instant::now());
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn valid_until(&self) -> std::time::Instant {
+        self.lease.valid_until().into_std()
+    }
+
+    /// Returns the time left until [`valid_until`](Self::valid_until), zero once it passed or the
+    /// lease was lost.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// let guard = locks.acquire("jobs:42").await?;
+    /// if guard.remaining() < std::time::Duration::from_secs(1) {
+    ///     guard.extend(std::time::Duration::from_secs(10)).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn remaining(&self) -> Duration {
+        if !self.lease.is_held() {
+            return Duration::ZERO;
+        }
+        self.lease
+            .valid_until()
+            .saturating_duration_since(Instant::now())
+    }
+
+    /// Returns whether the lease still holds: not lost, not released, deadline not passed. No I/O.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// let guard = locks.acquire("jobs:42").await?;
+    /// if guard.is_held() {
+    ///     // commit the work
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn is_held(&self) -> bool {
+        self.lease.is_held()
+    }
+
+    /// Returns a future that resolves when the lease ends, with the reason: the deadline
+    /// passed, a renewal found the key gone or taken, or renewals failed until the deadline.
+    /// It resolves with [`LossReason::Released`] if the guard is released or dropped first.
+    ///
+    /// The future owns what it needs (no borrow of the guard), so it can be selected on while
+    /// the work uses the guard, or moved to another task.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping it changes nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ac_redislock::AcquireOptions;
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// # async fn work() {}
+    /// let guard = locks.acquire_with("jobs:42", AcquireOptions::new().auto_renew(true)).await?;
+    /// tokio::select! {
+    ///     () = work() => guard.release().await?,
+    ///     reason = guard.lost() => eprintln!("stopped: {reason}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn lost(&self) -> impl Future<Output = LossReason> + Send + 'static {
+        self.lease.until_ended()
+    }
+
+    /// Sets the lease to `ttl` from now, if the key still holds this guard's token (an atomic
+    /// compare-and-PEXPIRE), and returns the new validity.
+    ///
+    /// # Errors
+    ///
+    /// - [`Lost`](LockError::Lost) if the lease already ended here, or the key is gone from
+    ///   Redis: an expired lock is never re-created;
+    /// - [`NotOwner`](LockError::NotOwner) if another owner holds the key (the lease ends);
+    /// - [`InvalidInput`](LockError::InvalidInput) for a ttl out of range;
+    /// - [`Unavailable`](LockError::Unavailable) or [`Redis`](LockError::Redis): the lease is
+    ///   unchanged and still ends at its deadline.
+    ///
+    /// # Cancel safety
+    ///
+    /// If dropped, the extension may or may not have happened; the deadline known here is not
+    /// moved, so it stays on the safe side.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// let guard = locks.acquire("jobs:42").await?;
+    /// let validity = guard.extend(Duration::from_secs(30)).await?;
+    /// assert!(validity <= Duration::from_secs(30));
+    /// # Ok(()) }
+    /// ```
+    pub async fn extend(&self, ttl: Duration) -> Result<Duration> {
+        let ttl = self.locks.check_lease_ttl(ttl)?;
+        if let Some(reason) = self.lease.ended() {
+            return Err(self.lost_error(reason));
+        }
+        let start = Instant::now();
+        match self
+            .locks
+            .call(&self.key, self.locks.store().extend(&self.wire, &self.token, ttl))
+            .await?
+        {
+            Owned::Done => {
+                self.lease.renewed(start, ttl);
+                Ok(self.remaining())
+            }
+            Owned::NotHeld => {
+                self.lease.end(LossReason::Deleted);
+                Err(self.lost_error(LossReason::Deleted))
+            }
+            Owned::NotOwner => {
+                self.lease.end(LossReason::TakenOver);
+                Err(LockError::NotOwner {
+                    key: self.key.clone(),
+                })
+            }
+        }
+    }
+
+    /// Releases the lock (an atomic compare-and-delete; waiters are woken) and stops renewal.
+    ///
+    /// # Errors
+    ///
+    /// - [`Lost`](LockError::Lost) if the key was already gone: the lease ended before this
+    ///   release, so the work may have overlapped with another holder's;
+    /// - [`NotOwner`](LockError::NotOwner) if another owner holds the key (not deleted);
+    /// - [`Unavailable`](LockError::Unavailable) or [`Redis`](LockError::Redis): the lock then
+    ///   expires at the end of its ttl.
+    ///
+    /// # Cancel safety
+    ///
+    /// If dropped, the release may or may not have happened; the lock expires in any case.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// let guard = locks.acquire("jobs:42").await?;
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn release(mut self) -> Result<()> {
+        self.done = true;
+        self.stop_watchdog();
+        let outcome = self
+            .locks
+            .call(&self.key, self.locks.store().release(&self.wire, &self.token))
+            .await;
+        let lost_before = self.lease.ended();
+        self.lease.end(LossReason::Released);
+        match outcome? {
+            Owned::Done => {
+                tracing::debug!(key = ?self.key, "released");
+                Ok(())
+            }
+            Owned::NotHeld => Err(self.lost_error(lost_before.unwrap_or(LossReason::Deleted))),
+            Owned::NotOwner => Err(LockError::NotOwner {
+                key: self.key.clone(),
+            }),
+        }
+    }
+
+    /// How the lease ended, if it has.
+    pub(crate) fn ended(&self) -> Option<LossReason> {
+        self.lease.ended()
+    }
+
+    fn lost_error(&self, reason: LossReason) -> LockError {
+        LockError::Lost {
+            key: self.key.clone(),
+            reason,
+        }
+    }
+
+    fn stop_watchdog(&mut self) {
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.abort();
+        }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        self.stop_watchdog();
+        self.lease.end(LossReason::Released);
+        if let Some(runtime) = &self.runtime {
+            let locks = self.locks.clone();
+            let (key, wire, token) = (
+                std::mem::take(&mut self.key),
+                std::mem::take(&mut self.wire),
+                std::mem::take(&mut self.token),
+            );
+            // Spawning on a runtime that has shut down drops the task without running it.
+            runtime.spawn(async move {
+                let _ = locks.call(&key, locks.store().release(&wire, &token)).await;
+            });
+        }
+    }
+}
+
+impl fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("key", &self.key)
+            .field("token", &"<redacted>")
+            .field("fencing_token", &self.fence)
+            .field("held", &self.is_held())
+            .field("renewing", &self.watchdog.is_some())
+            .finish()
+    }
+}

@@ -1,0 +1,198 @@
+//! The state of a held lease, shared by its guard, its watchdog and anyone awaiting its loss.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Why a lease ended before it was released.
+///
+/// # Examples
+///
+/// ```
+/// use ac_redislock::LossReason;
+/// assert_eq!(LossReason::TakenOver.to_string(), "another owner holds the lock");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LossReason {
+    /// The validity deadline passed without a renewal: the holder must assume someone else may
+    /// have the lock now.
+    Expired,
+    /// Redis no longer has the key: it expired there, was force-released, or Redis lost it (a
+    /// restart without persistence, a failover, an eviction).
+    Deleted,
+    /// The key holds another owner's token.
+    TakenOver,
+    /// Renewals failed on backend errors until the validity deadline passed.
+    Unavailable,
+    /// The watchdog stopped at the maximum hold time and the lease then ran out.
+    MaxHold,
+    /// The guard was released or dropped: the lease ended normally. Only
+    /// [`LockGuard::lost`](crate::LockGuard::lost) futures still pending at that moment see this.
+    Released,
+}
+
+impl fmt::Display for LossReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Expired => "the lease expired before it was renewed",
+            Self::Deleted => "the key is gone from Redis",
+            Self::TakenOver => "another owner holds the lock",
+            Self::Unavailable => "Redis could not be reached to renew the lease in time",
+            Self::MaxHold => "the maximum hold time was reached",
+            Self::Released => "the lock was released",
+        })
+    }
+}
+
+/// The margin taken off every lease for clock drift between us and Redis: 1% of the ttl plus
+/// 2 ms, as Redlock's analysis suggests.
+pub(crate) fn drift(ttl: Duration) -> Duration {
+    ttl / 100 + Duration::from_millis(2)
+}
+
+/// The instant a lease granted by a command sent at `start` stops being trusted.
+pub(crate) fn valid_until(start: Instant, ttl: Duration) -> Instant {
+    start + ttl.saturating_sub(drift(ttl))
+}
+
+#[derive(Debug, Clone, Copy)]
+struct State {
+    valid_until: Instant,
+    /// When the command behind `valid_until` was sent; later renewals win.
+    since: Instant,
+    ended: Option<LossReason>,
+}
+
+/// Shared lease state. Changes go through a `watch` channel so that loss futures wake up.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    state: watch::Sender<State>,
+}
+
+impl Lease {
+    pub(crate) fn new(start: Instant, ttl: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            state: watch::Sender::new(State {
+                valid_until: valid_until(start, ttl),
+                since: start,
+                ended: None,
+            }),
+        })
+    }
+
+    pub(crate) fn valid_until(&self) -> Instant {
+        self.state.borrow().valid_until
+    }
+
+    /// How the lease ended, if it has; a passed deadline counts as (and is recorded as)
+    /// [`LossReason::Expired`].
+    pub(crate) fn ended(&self) -> Option<LossReason> {
+        let state = *self.state.borrow();
+        if state.ended.is_some() {
+            return state.ended;
+        }
+        if Instant::now() >= state.valid_until {
+            self.end(LossReason::Expired);
+            return self.state.borrow().ended;
+        }
+        None
+    }
+
+    pub(crate) fn is_held(&self) -> bool {
+        self.ended().is_none()
+    }
+
+    /// Records a renewal sent at `start` with `ttl`, unless the lease already ended or a later
+    /// renewal was recorded.
+    pub(crate) fn renewed(&self, start: Instant, ttl: Duration) {
+        self.state.send_if_modified(|state| {
+            if state.ended.is_some() || start < state.since {
+                return false;
+            }
+            state.since = start;
+            state.valid_until = valid_until(start, ttl);
+            true
+        });
+    }
+
+    /// Ends the lease for `reason`; only the first end counts. Returns whether this call ended it.
+    pub(crate) fn end(&self, reason: LossReason) -> bool {
+        self.state.send_if_modified(|state| {
+            if state.ended.is_some() {
+                return false;
+            }
+            state.ended = Some(reason);
+            true
+        })
+    }
+
+    /// Resolves when the lease ends, with the reason.
+    pub(crate) fn until_ended(self: &Arc<Self>) -> impl Future<Output = LossReason> + Send + 'static {
+        let lease = Arc::clone(self);
+        let mut rx = lease.state.subscribe();
+        async move {
+            loop {
+                let state = *rx.borrow_and_update();
+                if let Some(reason) = state.ended {
+                    return reason;
+                }
+                tokio::select! {
+                    _ = rx.changed() => {}
+                    () = tokio::time::sleep_until(state.valid_until) => {
+                        lease.ended();
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_without_renewal_ends_at_its_deadline_exactly_once() {
+        let start = Instant::now();
+        let lease = Lease::new(start, Duration::from_secs(10));
+        assert_eq!(lease.valid_until(), start + Duration::from_millis(9898));
+        let lost = tokio::spawn(lease.until_ended());
+        tokio::time::sleep(Duration::from_millis(9897)).await;
+        assert!(lease.is_held());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert!(!lease.is_held());
+        assert_eq!(lost.await.unwrap(), LossReason::Expired);
+        assert!(!lease.end(LossReason::TakenOver), "a second end does not count");
+        assert_eq!(lease.ended(), Some(LossReason::Expired));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn renewals_move_the_deadline_and_stale_ones_are_ignored() {
+        let start = Instant::now();
+        let ttl = Duration::from_secs(3);
+        let lease = Lease::new(start, ttl);
+        let lost = tokio::spawn(lease.until_ended());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let renewal = Instant::now();
+        lease.renewed(renewal, ttl);
+        lease.renewed(start, Duration::from_secs(100)); // older than the one recorded
+        assert_eq!(lease.valid_until(), valid_until(renewal, ttl));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(lease.is_held(), "the renewal carried it past the first deadline");
+        lease.end(LossReason::TakenOver);
+        assert_eq!(lost.await.unwrap(), LossReason::TakenOver);
+        lease.renewed(Instant::now(), ttl);
+        assert_eq!(lease.ended(), Some(LossReason::TakenOver), "no renewal after the end");
+    }
+
+    #[test]
+    fn drift_is_one_percent_plus_two_ms() {
+        assert_eq!(drift(Duration::from_secs(10)), Duration::from_millis(102));
+        assert_eq!(drift(Duration::from_millis(100)), Duration::from_millis(3));
+    }
+}

@@ -1,0 +1,196 @@
+//! [`AcquireOptions`]: how [`acquire`](crate::RedisLock::acquire_with),
+//! [`try_acquire`](crate::RedisLock::try_acquire_with) and
+//! [`with_lock`](crate::RedisLock::with_lock) take a lock.
+
+use std::time::Duration;
+
+use crate::retry::RetryPolicy;
+
+/// Default lease of a guard: 10 seconds, as `lock_key`'s default expiry.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
+/// Default wait of [`acquire`](crate::RedisLock::acquire): 10 seconds.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+/// Default longest time a renewed lock is held: 1 hour. After it, renewal stops and the lease
+/// runs out, so a holder that hangs cannot keep a lock forever.
+pub const DEFAULT_MAX_HOLD: Duration = Duration::from_secs(60 * 60);
+
+/// Options for taking a lock as a guard.
+///
+/// The lease (`ttl`) and the wait are separate: the ttl is how long the lock lives without
+/// renewal, the wait is how long [`acquire`](crate::RedisLock::acquire_with) tries before it
+/// gives up with [`Locked`](crate::LockError::Locked).
+///
+/// # Default
+///
+/// - `ttl`: [`DEFAULT_TTL`] (10 s);
+/// - `wait`: [`DEFAULT_WAIT`] (10 s) for `acquire` and `with_lock`; `try_acquire` never waits;
+/// - `retry`: [`RetryPolicy::new`] (10 ms doubling to 500 ms, jittered), the fallback when no
+///   release wake-up comes;
+/// - `auto_renew`: off for `acquire` and `try_acquire`, on for `with_lock`;
+/// - `renew_interval`: a third of the ttl;
+/// - `max_hold`: [`DEFAULT_MAX_HOLD`] (1 h) when renewing;
+/// - `fencing`: off.
+///
+/// # Examples
+///
+/// ```
+/// use ac_redislock::{AcquireOptions, RetryPolicy};
+/// use std::time::Duration;
+///
+/// let options = AcquireOptions::new()
+///     .ttl(Duration::from_secs(30))
+///     .wait(Duration::from_secs(5))
+///     .retry(RetryPolicy::new().with_max_delay(Duration::from_secs(1)))
+///     .auto_renew(true)
+///     .max_hold(Duration::from_secs(600))
+///     .fencing(true);
+/// assert_eq!(options.ttl_value(), Duration::from_secs(30));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub struct AcquireOptions {
+    pub(crate) ttl: Duration,
+    pub(crate) wait: Option<Duration>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) auto_renew: Option<bool>,
+    pub(crate) renew_interval: Option<Duration>,
+    pub(crate) max_hold: Option<Duration>,
+    pub(crate) fencing: bool,
+}
+
+impl Default for AcquireOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AcquireOptions {
+    /// The default options (see [`AcquireOptions`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = ac_redislock::AcquireOptions::new();
+    /// ```
+    pub fn new() -> Self {
+        Self {
+            ttl: DEFAULT_TTL,
+            wait: None,
+            retry: RetryPolicy::new(),
+            auto_renew: None,
+            renew_interval: None,
+            max_hold: None,
+            fencing: false,
+        }
+    }
+
+    /// Sets the lease: how long the lock lives unless renewed or released.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let options = ac_redislock::AcquireOptions::new().ttl(Duration::from_secs(30));
+    /// ```
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Returns the lease set with [`ttl`](Self::ttl).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(ac_redislock::AcquireOptions::new().ttl_value(), ac_redislock::DEFAULT_TTL);
+    /// ```
+    #[must_use]
+    pub fn ttl_value(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Sets how long a waiting acquire tries before it gives up. `Duration::ZERO` makes one
+    /// attempt. Ignored by `try_acquire`, which never waits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let options = ac_redislock::AcquireOptions::new().wait(Duration::from_secs(60));
+    /// ```
+    pub fn wait(mut self, wait: Duration) -> Self {
+        self.wait = Some(wait);
+        self
+    }
+
+    /// Sets the backoff between attempts when no release wake-up comes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let options = ac_redislock::AcquireOptions::new()
+    ///     .retry(ac_redislock::RetryPolicy::fixed(Duration::from_millis(100)));
+    /// ```
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Turns the renewal watchdog on or off: while on, the lock is extended every
+    /// [`renew_interval`](Self::renew_interval) until the guard is released or dropped, or
+    /// [`max_hold`](Self::max_hold) is reached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = ac_redislock::AcquireOptions::new().auto_renew(true);
+    /// ```
+    pub fn auto_renew(mut self, on: bool) -> Self {
+        self.auto_renew = Some(on);
+        self
+    }
+
+    /// Sets how often the watchdog renews (default: a third of the ttl).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let options = ac_redislock::AcquireOptions::new()
+    ///     .auto_renew(true)
+    ///     .renew_interval(Duration::from_secs(2));
+    /// ```
+    pub fn renew_interval(mut self, interval: Duration) -> Self {
+        self.renew_interval = Some(interval);
+        self
+    }
+
+    /// Sets the longest time the watchdog keeps the lock, counted from the grant; then renewal
+    /// stops and the lease runs out (reported as [`LossReason::MaxHold`](crate::LossReason::MaxHold)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let options = ac_redislock::AcquireOptions::new()
+    ///     .auto_renew(true)
+    ///     .max_hold(Duration::from_secs(24 * 3600));
+    /// ```
+    pub fn max_hold(mut self, max_hold: Duration) -> Self {
+        self.max_hold = Some(max_hold);
+        self
+    }
+
+    /// Asks for a fencing token with the lock (see [`LockGuard::fencing_token`](crate::LockGuard::fencing_token)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = ac_redislock::AcquireOptions::new().fencing(true);
+    /// ```
+    pub fn fencing(mut self, on: bool) -> Self {
+        self.fencing = on;
+        self
+    }
+}
