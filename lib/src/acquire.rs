@@ -419,10 +419,7 @@ impl Drop for Cleanup<'_> {
         let locks = self.locks.clone();
         let wire = self.wire.to_owned();
         let token = self.in_flight.then(|| self.token.to_owned());
-        let waiter = self
-            .waiter
-            .filter(|_| self.registered)
-            .map(str::to_owned);
+        let waiter = self.waiter.filter(|_| self.registered).map(str::to_owned);
         runtime.spawn(async move {
             let timeout = locks.command_timeout();
             if let Some(token) = token {

@@ -538,18 +538,19 @@ pub(crate) struct ErrorChain<'a>(pub(crate) &'a (dyn std::error::Error + 'static
 
 impl fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut shown = self.0.to_string();
+        write!(f, "{}", self.0)?;
+        let mut previous: Option<String> = None;
         let mut source = self.0.source();
         while let Some(err) = source {
             // Some errors (redis-rs's among them) repeat their source in their own message.
             let text = err.to_string();
-            if !shown.ends_with(&text) {
-                shown.push_str(": ");
-                shown.push_str(&text);
+            if !previous.as_deref().is_some_and(|p| p.ends_with(&text)) {
+                write!(f, ": {text}")?;
             }
+            previous = Some(text);
             source = err.source();
         }
-        f.write_str(&shown)
+        Ok(())
     }
 }
 

@@ -286,7 +286,10 @@ impl LockGuard {
         let start = Instant::now();
         match self
             .locks
-            .call(&self.key, self.locks.store().extend(&self.wire, &self.token, ttl))
+            .call(
+                &self.key,
+                self.locks.store().extend(&self.wire, &self.token, ttl),
+            )
             .await?
         {
             Owned::Done => {
@@ -333,7 +336,10 @@ impl LockGuard {
         self.stop_watchdog();
         let outcome = self
             .locks
-            .call(&self.key, self.locks.store().release(&self.wire, &self.token))
+            .call(
+                &self.key,
+                self.locks.store().release(&self.wire, &self.token),
+            )
             .await;
         let lost_before = self.lease.ended();
         self.lease.end(LossReason::Released);

@@ -66,6 +66,9 @@ struct State {
     /// When the command behind `valid_until` was sent; later renewals win.
     since: Instant,
     ended: Option<LossReason>,
+    /// What a passed deadline will be reported as: `Expired`, or what the watchdog knows more
+    /// (renewals failing, the maximum hold reached).
+    at_deadline: LossReason,
 }
 
 /// Shared lease state. Changes go through a `watch` channel so that loss futures wake up.
@@ -81,6 +84,7 @@ impl Lease {
                 valid_until: valid_until(start, ttl),
                 since: start,
                 ended: None,
+                at_deadline: LossReason::Expired,
             }),
         })
     }
@@ -97,10 +101,19 @@ impl Lease {
             return state.ended;
         }
         if Instant::now() >= state.valid_until {
-            self.end(LossReason::Expired);
+            self.end(state.at_deadline);
             return self.state.borrow().ended;
         }
         None
+    }
+
+    /// Sets what the deadline passing will be reported as.
+    pub(crate) fn at_deadline(&self, reason: LossReason) {
+        self.state.send_if_modified(|state| {
+            let changed = state.at_deadline != reason;
+            state.at_deadline = reason;
+            changed
+        });
     }
 
     pub(crate) fn is_held(&self) -> bool {
@@ -116,6 +129,7 @@ impl Lease {
             }
             state.since = start;
             state.valid_until = valid_until(start, ttl);
+            state.at_deadline = LossReason::Expired;
             true
         });
     }
@@ -132,7 +146,9 @@ impl Lease {
     }
 
     /// Resolves when the lease ends, with the reason.
-    pub(crate) fn until_ended(self: &Arc<Self>) -> impl Future<Output = LossReason> + Send + 'static {
+    pub(crate) fn until_ended(
+        self: &Arc<Self>,
+    ) -> impl Future<Output = LossReason> + Send + 'static {
         let lease = Arc::clone(self);
         let mut rx = lease.state.subscribe();
         async move {
@@ -167,7 +183,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(2)).await;
         assert!(!lease.is_held());
         assert_eq!(lost.await.unwrap(), LossReason::Expired);
-        assert!(!lease.end(LossReason::TakenOver), "a second end does not count");
+        assert!(
+            !lease.end(LossReason::TakenOver),
+            "a second end does not count"
+        );
         assert_eq!(lease.ended(), Some(LossReason::Expired));
     }
 
@@ -183,11 +202,18 @@ mod tests {
         lease.renewed(start, Duration::from_secs(100)); // older than the one recorded
         assert_eq!(lease.valid_until(), valid_until(renewal, ttl));
         tokio::time::sleep(Duration::from_secs(2)).await;
-        assert!(lease.is_held(), "the renewal carried it past the first deadline");
+        assert!(
+            lease.is_held(),
+            "the renewal carried it past the first deadline"
+        );
         lease.end(LossReason::TakenOver);
         assert_eq!(lost.await.unwrap(), LossReason::TakenOver);
         lease.renewed(Instant::now(), ttl);
-        assert_eq!(lease.ended(), Some(LossReason::TakenOver), "no renewal after the end");
+        assert_eq!(
+            lease.ended(),
+            Some(LossReason::TakenOver),
+            "no renewal after the end"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::store::Owned;
 const RETRY_AFTER_ERROR: Duration = Duration::from_millis(100);
 
 /// Renews the lease until the guard stops this task (release or drop), the lease ends, or
-/// `hold_until` is reached (then lets the lease run out and reports
+/// `hold_until` is reached (then the lease runs out and is reported as
 /// [`LossReason::MaxHold`]).
 pub(crate) async fn watchdog(
     locks: RedisLock,
@@ -31,29 +31,24 @@ pub(crate) async fn watchdog(
         hold_until,
     } = renewal;
     let mut next = Instant::now() + interval;
-    let mut failing = false;
     loop {
         tokio::time::sleep_until(next.min(lease.valid_until())).await;
+        // Woke up too late (paused, starved) or renewals kept failing: the lease is gone,
+        // reported as what the deadline was set to mean.
+        if let Some(reason) = lease.ended() {
+            if reason != LossReason::Released {
+                tracing::warn!(key = ?key, %reason, "lease lost");
+            }
+            return;
+        }
         let now = Instant::now();
-        if now >= lease.valid_until() {
-            // Woke up too late (paused, starved) or renewals kept failing: the lease is gone.
-            let reason = if failing {
-                LossReason::Unavailable
-            } else {
-                LossReason::Expired
-            };
-            report(&lease, &key, reason);
-            return;
-        }
-        if lease.ended().is_some() {
-            return;
-        }
         if now < next {
             continue;
         }
         if now >= hold_until {
-            tokio::time::sleep_until(lease.valid_until()).await;
-            report(&lease, &key, LossReason::MaxHold);
+            // Stop renewing; the lease runs out at its deadline, reported as MaxHold.
+            lease.at_deadline(LossReason::MaxHold);
+            tracing::warn!(key = ?key, "maximum hold time reached; renewal stopped");
             return;
         }
         let budget = locks
@@ -63,7 +58,6 @@ pub(crate) async fn watchdog(
         match tokio::time::timeout(budget, attempt).await {
             Ok(Ok(Owned::Done)) => {
                 lease.renewed(now, ttl);
-                failing = false;
                 next = now + interval;
             }
             Ok(Ok(Owned::NotHeld)) => {
@@ -76,12 +70,12 @@ pub(crate) async fn watchdog(
             }
             Ok(Err(err)) => {
                 tracing::warn!(key = ?key, error = %err, "lease renewal failed; retrying");
-                failing = true;
+                lease.at_deadline(LossReason::Unavailable);
                 next = Instant::now() + RETRY_AFTER_ERROR.min(interval);
             }
             Err(_elapsed) => {
                 tracing::warn!(key = ?key, "lease renewal timed out; retrying");
-                failing = true;
+                lease.at_deadline(LossReason::Unavailable);
                 next = Instant::now() + RETRY_AFTER_ERROR.min(interval);
             }
         }

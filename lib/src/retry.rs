@@ -254,7 +254,11 @@ mod tests {
                 .all(|d| (Duration::from_millis(50)..=Duration::from_millis(100)).contains(d))
         );
         let distinct: std::collections::HashSet<_> = delays.iter().collect();
-        assert!(distinct.len() > 900, "jitter barely varies: {}", distinct.len());
+        assert!(
+            distinct.len() > 900,
+            "jitter barely varies: {}",
+            distinct.len()
+        );
     }
 
     #[test]

@@ -72,7 +72,10 @@ async fn nothing_listening_on_the_port_is_unavailable_within_the_timeout() {
         errors.iter().any(|l| l.contains("lock attempt failed")),
         "{errors:#?}"
     );
-    assert!(errors.iter().any(|l| l.contains("release failed")), "{errors:#?}");
+    assert!(
+        errors.iter().any(|l| l.contains("release failed")),
+        "{errors:#?}"
+    );
     assert!(errors.iter().any(|l| l.contains("get failed")));
 }
 

@@ -162,7 +162,11 @@ impl Store for MemoryStore {
         ready(value)
     }
 
-    fn cancel_wait<'a>(&'a self, _key: &'a str, _waiter: &'a str) -> BoxFuture<'a, RedisResult<()>> {
+    fn cancel_wait<'a>(
+        &'a self,
+        _key: &'a str,
+        _waiter: &'a str,
+    ) -> BoxFuture<'a, RedisResult<()>> {
         // Waiters are not registered here: every release is announced.
         ready(())
     }
@@ -197,12 +201,18 @@ mod tests {
         let store = MemoryStore::default();
         for i in 0..1000 {
             let key = format!("short{i}");
-            store.acquire(request(&key, Expiry::Millis(1))).await.unwrap();
+            store
+                .acquire(request(&key, Expiry::Millis(1)))
+                .await
+                .unwrap();
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
         for i in 0..1100 {
             let key = format!("long{i}");
-            store.acquire(request(&key, Expiry::Seconds(60))).await.unwrap();
+            store
+                .acquire(request(&key, Expiry::Seconds(60)))
+                .await
+                .unwrap();
         }
         // Without sweeping the map would hold 2,100 entries; the 1,000 expired ones must go.
         assert!(store.len() <= 1100, "{} entries left", store.len());

@@ -172,14 +172,26 @@ mod tests {
 
     #[test]
     fn whole_seconds_go_as_ex_and_the_rest_as_px() {
-        assert_eq!(Expiry::from_duration(Duration::from_secs(10)), Expiry::Seconds(10));
-        assert_eq!(Expiry::from_duration(Duration::from_millis(1500)), Expiry::Millis(1500));
-        assert_eq!(Expiry::from_duration(Duration::from_micros(1500)), Expiry::Millis(1));
+        assert_eq!(
+            Expiry::from_duration(Duration::from_secs(10)),
+            Expiry::Seconds(10)
+        );
+        assert_eq!(
+            Expiry::from_duration(Duration::from_millis(1500)),
+            Expiry::Millis(1500)
+        );
+        assert_eq!(
+            Expiry::from_duration(Duration::from_micros(1500)),
+            Expiry::Millis(1)
+        );
         assert_eq!(
             Expiry::from_duration(Duration::from_micros(2_000_900)),
             Expiry::Seconds(2)
         );
-        assert_eq!(Expiry::Millis(250).as_duration(), Duration::from_millis(250));
+        assert_eq!(
+            Expiry::Millis(250).as_duration(),
+            Duration::from_millis(250)
+        );
         assert_eq!(Expiry::Seconds(3).as_millis(), 3000);
     }
 
@@ -197,7 +209,15 @@ mod tests {
 
     #[test]
     fn auxiliary_keys_share_the_lock_keys_hash_slot() {
-        for key in ["jobs:42", "jobs{42}", "{user:1}:lock", "{", "}{x}", "x{y", "a{b}c{d}"] {
+        for key in [
+            "jobs:42",
+            "jobs{42}",
+            "{user:1}:lock",
+            "{",
+            "}{x}",
+            "x{y",
+            "a{b}c{d}",
+        ] {
             let aux = aux_key(key, ":waiters");
             assert_eq!(hash_part(&aux), hash_part(key), "{key:?} -> {aux:?}");
             assert_ne!(aux, key);

@@ -65,7 +65,10 @@ where
             // Refused. SET NX only tests existence, so tell a lock from a key of another type
             // (a list, say) that would otherwise look locked forever. This costs a round trip
             // on the refused path only.
-            let kind: String = redis::cmd("TYPE").arg(req.key).query_async(&mut conn).await?;
+            let kind: String = redis::cmd("TYPE")
+                .arg(req.key)
+                .query_async(&mut conn)
+                .await?;
             Ok(match kind.as_str() {
                 // "none": the holder let go between the two commands; still a refusal.
                 "string" | "none" => Acquire::Held { pttl: None },
@@ -205,9 +208,9 @@ impl WakeHub {
         if self.task.get().is_none() {
             let runtime = tokio::runtime::Handle::try_current().ok()?;
             let (client, tx) = (self.client.clone(), self.tx.clone());
-            let _ = self
-                .task
-                .set(AbortOnDrop(runtime.spawn(subscriber(client, tx)).abort_handle()));
+            let _ = self.task.set(AbortOnDrop(
+                runtime.spawn(subscriber(client, tx)).abort_handle(),
+            ));
         }
         Some(rx)
     }
