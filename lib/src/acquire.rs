@@ -237,7 +237,13 @@ impl RedisLock {
         let deadline = started
             .checked_add(wait)
             .unwrap_or_else(|| started + Duration::from_secs(100 * 365 * 86_400));
-        let token = new_token()?;
+        let token = match &options.token {
+            Some(token) => {
+                self.check_value(token)?;
+                token.clone()
+            }
+            None => new_token()?,
+        };
         let waiter_id = if waiting { Some(new_token()?) } else { None };
         // Subscribe before the first attempt, so a release right after it is heard.
         let mut releases = if waiting {

@@ -382,7 +382,8 @@ impl RedisLock {
     /// Returns the value the lock at `key` holds, or `None` if no one holds it.
     ///
     /// A value that is not valid UTF-8 (written by another client) comes back with replacement
-    /// characters.
+    /// characters. Just after a release with waiters, the key briefly holds the reservation
+    /// marker `ac-redislock:handoff` (see [`acquire`](Self::acquire)).
     ///
     /// # Errors
     ///
@@ -408,6 +409,36 @@ impl RedisLock {
         self.call(key, self.inner.store.get(&wire))
             .await
             .inspect_err(|err| log_backend_error("get", key, err))
+    }
+
+    /// Returns a snapshot of the lock at `key`: free, held or reserved for waiters, the time
+    /// left, the fencing counter and the number of waiters. It never returns the lock's value.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput`](LockError::InvalidInput) for a bad key; [`Unavailable`](LockError::Unavailable)
+    /// or [`Redis`](LockError::Redis) from the backend.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ac_redislock::LockState;
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// let status = locks.status("jobs:42").await?;
+    /// if status.state == LockState::Held {
+    ///     println!("held for {:?} more, {} waiting", status.ttl, status.waiters);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn status(&self, key: &str) -> Result<crate::status::LockStatus> {
+        let wire = self.wire_key(key)?;
+        self.call(key, self.inner.store.status(&wire))
+            .await
+            .inspect_err(|err| log_backend_error("status", key, err))
     }
 
     pub(crate) fn store(&self) -> &dyn Store {
@@ -486,7 +517,7 @@ impl RedisLock {
         })
     }
 
-    fn check_value(&self, value: &str) -> Result<()> {
+    pub(crate) fn check_value(&self, value: &str) -> Result<()> {
         let max = self.inner.config.max_value_len;
         if value.is_empty() {
             return Err(InvalidInput::EmptyValue.into());

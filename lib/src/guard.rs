@@ -355,6 +355,28 @@ impl LockGuard {
         }
     }
 
+    /// Lets go of the guard without releasing the lock: renewal stops, and the lock stays until
+    /// its expiry or until someone releases it with the returned token (a CLI call, another
+    /// process). Returns the token.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ac_redislock::ReleaseParams;
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// let token = locks.acquire("deploy").await?.detach();
+    /// // ... later, maybe in another process:
+    /// locks.release_lock(ReleaseParams::new("deploy").value(token)).await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use = "the token is the only way to release the lock before it expires"]
+    pub fn detach(mut self) -> String {
+        self.done = true;
+        self.stop_watchdog();
+        self.lease.end(LossReason::Released);
+        std::mem::take(&mut self.token)
+    }
+
     /// How the lease ended, if it has.
     pub(crate) fn ended(&self) -> Option<LossReason> {
         self.lease.ended()

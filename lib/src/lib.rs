@@ -85,6 +85,7 @@ mod params;
 mod renew;
 mod retry;
 mod scripts;
+mod status;
 mod store;
 mod token;
 
@@ -98,6 +99,7 @@ pub use lease::LossReason;
 pub use options::{AcquireOptions, DEFAULT_MAX_HOLD, DEFAULT_TTL, DEFAULT_WAIT};
 pub use params::{DEFAULT_EXPIRES, LockParams, ReleaseParams};
 pub use retry::RetryPolicy;
+pub use status::{LockState, LockStatus};
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

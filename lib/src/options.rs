@@ -29,7 +29,8 @@ pub const DEFAULT_MAX_HOLD: Duration = Duration::from_secs(60 * 60);
 /// - `auto_renew`: off for `acquire` and `try_acquire`, on for `with_lock`;
 /// - `renew_interval`: a third of the ttl;
 /// - `max_hold`: [`DEFAULT_MAX_HOLD`] (1 h) when renewing;
-/// - `fencing`: off.
+/// - `fencing`: off;
+/// - `token`: a fresh token (160 random bits).
 ///
 /// # Examples
 ///
@@ -56,6 +57,7 @@ pub struct AcquireOptions {
     pub(crate) renew_interval: Option<Duration>,
     pub(crate) max_hold: Option<Duration>,
     pub(crate) fencing: bool,
+    pub(crate) token: Option<String>,
 }
 
 impl Default for AcquireOptions {
@@ -81,6 +83,7 @@ impl AcquireOptions {
             renew_interval: None,
             max_hold: None,
             fencing: false,
+            token: None,
         }
     }
 
@@ -191,6 +194,22 @@ impl AcquireOptions {
     /// ```
     pub fn fencing(mut self, on: bool) -> Self {
         self.fencing = on;
+        self
+    }
+
+    /// Sets the value the lock holds instead of a fresh token, for a lock shared with a Node
+    /// worker that expects a known value, or handed between processes.
+    ///
+    /// Anyone who knows the value can release and extend the lock, so holders that share a
+    /// value are one owner. Prefer the fresh token.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = ac_redislock::AcquireOptions::new().token("deploy-42");
+    /// ```
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
         self
     }
 }

@@ -34,6 +34,10 @@ script!(
     /// A waiter gives up: `lua/cancel_wait.lua`.
     CANCEL_WAIT = "cancel_wait.lua"
 );
+script!(
+    /// A read-only snapshot for tools: `lua/status.lua`.
+    STATUS = "status.lua"
+);
 
 /// The value a released lock holds while it is reserved for the registered waiters.
 pub(crate) const HANDOFF: &str = "ac-redislock:handoff";
@@ -51,6 +55,7 @@ mod tests {
             ("force_release", include_str!("../lua/force_release.lua")),
             ("extend", include_str!("../lua/extend.lua")),
             ("cancel_wait", include_str!("../lua/cancel_wait.lua")),
+            ("status", include_str!("../lua/status.lua")),
         ] {
             assert!(text.starts_with(&format!("-- {name}.lua: ")), "{name}");
             assert!(text.contains("-- KEYS[1]: "), "{name}");

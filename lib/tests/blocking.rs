@@ -122,3 +122,95 @@ async fn inside_a_multi_thread_runtime_it_works() {
     locks.lock_key(LockParams::new(&key)).unwrap();
     assert!(locks.get_lock(&key).unwrap().is_some());
 }
+
+#[test]
+fn guards_work_without_a_runtime() {
+    use ac_redislock::{AcquireOptions, LossReason};
+    for (name, locks) in clients() {
+        let other = match name {
+            "redis" => RedisLock::from_url(&shared().url()).unwrap(),
+            _ => locks.clone(),
+        };
+        let key = unique_key("blocking-guard");
+        let guard = locks.try_acquire(&key).unwrap();
+        assert!(guard.is_held(), "{name}");
+        assert_eq!(guard.key(), key);
+        assert_eq!(locks.get_lock(&key).unwrap().as_deref(), Some(guard.token()));
+        assert!(matches!(other.try_acquire(&key), Err(LockError::Locked { .. })));
+        assert!(guard.extend(Duration::from_secs(20)).unwrap() > Duration::from_secs(19));
+        assert_eq!(guard.loss_reason(), None);
+        guard.release().unwrap();
+        assert_eq!(locks.get_lock(&key).unwrap(), None, "{name}");
+
+        // Renewal carries it through 3x its ttl; deleting it behind its back is noticed.
+        let options = AcquireOptions::new()
+            .ttl(Duration::from_millis(300))
+            .auto_renew(true);
+        let guard = locks.acquire_with(&key, options).unwrap();
+        std::thread::sleep(Duration::from_millis(900));
+        assert!(guard.is_held(), "{name}");
+        other.release_lock(ReleaseParams::new(&key)).unwrap();
+        assert_eq!(
+            guard.wait_lost(Duration::from_secs(2)),
+            Some(LossReason::Deleted),
+            "{name}"
+        );
+        assert_eq!(guard.loss_reason(), Some(LossReason::Deleted));
+        drop(guard);
+
+        // A waiter in another thread wakes when the holder releases.
+        let holder = locks.acquire(&key).unwrap();
+        let waiter = {
+            let other = other.clone();
+            let key = key.clone();
+            std::thread::spawn(move || {
+                let options = AcquireOptions::new()
+                    .wait(Duration::from_secs(30))
+                    .retry(ac_redislock::RetryPolicy::fixed(Duration::from_secs(10)));
+                other.acquire_with(&key, options).map(|g| g.fencing_token())
+            })
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        let released = std::time::Instant::now();
+        holder.release().unwrap();
+        waiter.join().unwrap().unwrap();
+        assert!(released.elapsed() < Duration::from_secs(5), "{name}");
+
+        // with_lock returns the work's output and releases.
+        let n = locks
+            .with_lock(&key, AcquireOptions::new().fencing(true), |guard| {
+                guard.fencing_token().unwrap()
+            })
+            .unwrap();
+        assert!(n > 0);
+        assert_eq!(locks.get_lock(&key).unwrap(), None, "{name}");
+
+        // Dropping a guard releases it.
+        let guard = locks.acquire(&key).unwrap();
+        drop(guard);
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while locks.get_lock(&key).unwrap().is_some() {
+            assert!(std::time::Instant::now() < deadline, "{name}: not released on drop");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+#[test]
+fn with_lock_reports_a_lease_lost_while_the_closure_ran() {
+    use ac_redislock::AcquireOptions;
+    let locks = RedisLock::from_url(&shared().url()).unwrap();
+    let other = RedisLock::from_url(&shared().url()).unwrap();
+    let key = unique_key("blocking-with-lock-lost");
+    let options = AcquireOptions::new()
+        .ttl(Duration::from_millis(400))
+        .renew_interval(Duration::from_millis(100));
+    let err = locks
+        .with_lock(&key, options, |guard| {
+            other.release_lock(ReleaseParams::new(guard.key())).unwrap();
+            std::thread::sleep(Duration::from_millis(400));
+            "done"
+        })
+        .unwrap_err();
+    assert!(matches!(err, LockError::Lost { .. }), "{err:?}");
+}

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ac_redislock::{
-    AcquireOptions, LockError, LockParams, LossReason, RedisLock, ReleaseParams, RetryPolicy,
+    AcquireOptions, LockError, LockParams, LockState, LossReason, RedisLock, ReleaseParams,
+    RetryPolicy,
 };
 use redis::AsyncCommands;
 use support::{Backend, Fixture, RedisServer, raw_conn, unique_key};
@@ -30,6 +31,8 @@ on_every_store!(
     with_lock_returns_the_output_and_releases,
     with_lock_cancels_the_work_when_the_lease_is_lost,
     bad_options_are_rejected_before_any_io,
+    status_reports_state_ttl_fencing_and_waiters_never_the_value,
+    a_chosen_token_and_a_detached_guard,
 );
 
 /// A second client on the same store: its own connection on Redis, a clone in memory.
@@ -622,4 +625,62 @@ async fn renewal_tasks_end_with_their_guards() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+async fn status_reports_state_ttl_fencing_and_waiters_never_the_value(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let other = other_client(&fx).await;
+    let key = unique_key("status");
+    let status = fx.locks.status(&key).await.unwrap();
+    assert_eq!(status.state, LockState::Free);
+    assert_eq!((status.ttl, status.fencing_counter, status.waiters), (None, None, 0));
+
+    let guard = fx
+        .locks
+        .acquire_with(&key, ttl(5000).fencing(true))
+        .await
+        .unwrap();
+    let status = fx.locks.status(&key).await.unwrap();
+    assert_eq!(status.state, LockState::Held);
+    assert!(status.ttl.is_some_and(|t| t > Duration::from_secs(4)), "{status:?}");
+    assert_eq!(status.fencing_counter, guard.fencing_token());
+    assert!(!format!("{status:?}").contains(guard.token()));
+
+    if backend == Backend::Redis {
+        let waiting_key = key.clone();
+        let waiter = tokio::spawn(async move { other.acquire(&waiting_key).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(fx.locks.status(&key).await.unwrap().waiters, 1);
+        guard.release().await.unwrap();
+        waiter.await.unwrap().unwrap().release().await.unwrap();
+    } else {
+        guard.release().await.unwrap();
+    }
+    assert_eq!(fx.locks.status(&key).await.unwrap().state, LockState::Free);
+}
+
+async fn a_chosen_token_and_a_detached_guard(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let key = unique_key("chosen");
+    let guard = fx
+        .locks
+        .acquire_with(&key, AcquireOptions::new().token("deploy-42"))
+        .await
+        .unwrap();
+    assert_eq!(guard.token(), "deploy-42");
+    let token = guard.detach();
+    assert_eq!(token, "deploy-42");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Detached: not released on drop; the token releases it.
+    assert_eq!(fx.locks.get_lock(&key).await.unwrap().as_deref(), Some("deploy-42"));
+    fx.locks
+        .release_lock(ReleaseParams::new(&key).value(token))
+        .await
+        .unwrap();
+    let err = fx
+        .locks
+        .acquire_with(&key, AcquireOptions::new().token(""))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LockError::InvalidInput(_)), "{err:?}");
 }

@@ -10,6 +10,7 @@ use redis::RedisResult;
 use tokio::sync::broadcast;
 
 use super::{Acquire, AcquireRequest, BoxFuture, Owned, Releases, Store};
+use crate::status::{LockState, LockStatus};
 
 pub(crate) struct MemoryStore {
     state: Mutex<State>,
@@ -160,6 +161,25 @@ impl Store for MemoryStore {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, RedisResult<Option<String>>> {
         let value = self.with_state(|state, now| state.live(key, now).map(|e| e.value.clone()));
         ready(value)
+    }
+
+    fn status<'a>(&'a self, key: &'a str) -> BoxFuture<'a, RedisResult<LockStatus>> {
+        let status = self.with_state(|state, now| {
+            let ttl = state
+                .live(key, now)
+                .map(|entry| entry.expires_at.saturating_duration_since(now));
+            LockStatus {
+                state: if ttl.is_some() {
+                    LockState::Held
+                } else {
+                    LockState::Free
+                },
+                ttl,
+                fencing_counter: state.fences.get(key).copied(),
+                waiters: 0,
+            }
+        });
+        ready(status)
     }
 
     fn cancel_wait<'a>(

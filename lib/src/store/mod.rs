@@ -132,6 +132,9 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// Reads the value at `key`.
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, RedisResult<Option<String>>>;
 
+    /// A read-only snapshot of the lock.
+    fn status<'a>(&'a self, key: &'a str) -> BoxFuture<'a, RedisResult<crate::status::LockStatus>>;
+
     /// Drops a waiter's registration.
     fn cancel_wait<'a>(&'a self, key: &'a str, waiter: &'a str) -> BoxFuture<'a, RedisResult<()>>;
 

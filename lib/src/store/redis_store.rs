@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 
 use super::{Acquire, AcquireRequest, BoxFuture, Expiry, Owned, Releases, Store, aux_key};
 use crate::scripts::{self, RELEASED_CHANNEL};
+use crate::status::{LockState, LockStatus};
 
 /// How long a released lock stays reserved for the waiters registered when it was released.
 /// A woken waiter takes it within a round trip; the reservation only matters when every
@@ -133,6 +134,29 @@ where
                 String::from_utf8(bytes)
                     .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
             }))
+        })
+    }
+
+    fn status<'a>(&'a self, key: &'a str) -> BoxFuture<'a, RedisResult<LockStatus>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let (state, pttl, fence, waiters): (i64, i64, i64, u64) = scripts::STATUS
+                .key(key)
+                .key(aux_key(key, WAITERS))
+                .key(aux_key(key, FENCE))
+                .invoke_async(&mut conn)
+                .await?;
+            Ok(LockStatus {
+                state: match state {
+                    0 => LockState::Free,
+                    1 => LockState::Held,
+                    2 => LockState::Reserved,
+                    _ => LockState::NotALock,
+                },
+                ttl: u64::try_from(pttl).ok().map(Duration::from_millis),
+                fencing_counter: u64::try_from(fence).ok(),
+                waiters,
+            })
         })
     }
 
