@@ -1,12 +1,27 @@
-//! `redislock`: a distributed flock(1) on Redis. The subcommands arrive with the CLI issue;
-//! for now the binary says so and exits with the usage code.
+//! `redislock`: a distributed flock(1) on Redis. See `redislock --help` and the README.
+
+mod cli;
+mod commands;
+mod duration;
+mod exit;
+mod run;
+mod spinner;
 
 use std::process::ExitCode;
 
+use clap::Parser;
+
 fn main() -> ExitCode {
-    eprintln!(
-        "redislock {}: the command-line tool is not built yet; use the ac-redislock library",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(2)
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            commands::print_error(&err);
+            return exit::Exit::Backend.into();
+        }
+    };
+    runtime.block_on(commands::dispatch(cli)).into()
 }

@@ -284,7 +284,9 @@ impl RedisLock {
                     let renewal = renewal.map(|(interval, max_hold)| Renewal {
                         ttl,
                         interval,
-                        hold_until: sent + max_hold,
+                        hold_until: sent
+                            .checked_add(max_hold)
+                            .unwrap_or_else(|| sent + Duration::from_secs(100 * 365 * 86_400)),
                     });
                     return Ok(LockGuard::new(
                         self.clone(),

@@ -218,6 +218,48 @@ impl RedisLock {
         self.run(async move { locks.get_lock(&key).await })
     }
 
+    /// Extends a lock held with `value`; see [`crate::RedisLock::extend_lock`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::RedisLock::extend_lock`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ac_redislock::LockParams;
+    /// use std::time::Duration;
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// let token = locks.lock_key(LockParams::new("jobs:42"))?;
+    /// locks.extend_lock("jobs:42", &token, Duration::from_secs(60))?;
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    pub fn extend_lock(&self, key: &str, value: &str, expires: Duration) -> Result<()> {
+        let locks = self.locks.clone();
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.run(async move { locks.extend_lock(&key, &value, expires).await })
+    }
+
+    /// Returns a snapshot of a lock; see [`crate::RedisLock::status`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::RedisLock::status`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ac_redislock::LockState;
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// assert_eq!(locks.status("jobs:42")?.state, LockState::Free);
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    pub fn status(&self, key: &str) -> Result<crate::LockStatus> {
+        let locks = self.locks.clone();
+        let key = key.to_owned();
+        self.run(async move { locks.status(&key).await })
+    }
+
     /// Makes one attempt to take a lock as a guard; see [`crate::RedisLock::try_acquire`].
     ///
     /// # Errors

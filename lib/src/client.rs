@@ -379,6 +379,55 @@ impl RedisLock {
         Err(mismatch)
     }
 
+    /// Sets the lock at `key` to expire `expires` from now, if it still holds `value` (an
+    /// atomic compare-and-PEXPIRE): the seed-style form of
+    /// [`LockGuard::extend`](crate::LockGuard::extend), for a lock taken with `lock_key` or by
+    /// another process. An expired lock is never re-created.
+    ///
+    /// # Errors
+    ///
+    /// [`NotOwner`](LockError::NotOwner) if the key holds another value,
+    /// [`NotHeld`](LockError::NotHeld) if it does not exist (both logged at warn unless the
+    /// instance suppresses mismatches; never silenced: the caller must know its lock is gone);
+    /// [`InvalidInput`](LockError::InvalidInput) for a bad key, value or expiry; backend errors.
+    ///
+    /// # Cancel safety
+    ///
+    /// If dropped, the extension may or may not have happened.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ac_redislock::LockParams;
+    /// use std::time::Duration;
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// let token = locks.lock_key(LockParams::new("jobs:42")).await?;
+    /// locks.extend_lock("jobs:42", &token, Duration::from_secs(60)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn extend_lock(&self, key: &str, value: &str, expires: Duration) -> Result<()> {
+        let wire = self.wire_key(key)?;
+        self.check_value(value)?;
+        let ttl = self.check_expires(expires)?.as_duration();
+        let outcome = self
+            .call(key, self.inner.store.extend(&wire, value, ttl))
+            .await
+            .inspect_err(|err| log_backend_error("extend", key, err))?;
+        let mismatch = match outcome {
+            Owned::Done => return Ok(()),
+            Owned::NotOwner => LockError::NotOwner {
+                key: key.to_owned(),
+            },
+            Owned::NotHeld => LockError::NotHeld {
+                key: key.to_owned(),
+            },
+        };
+        if !self.inner.config.suppress_mismatch {
+            tracing::warn!(error = %mismatch, "extend mismatch");
+        }
+        Err(mismatch)
+    }
+
     /// Returns the value the lock at `key` holds, or `None` if no one holds it.
     ///
     /// A value that is not valid UTF-8 (written by another client) comes back with replacement

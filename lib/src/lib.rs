@@ -26,6 +26,9 @@
 //! - **Expiry is Redis's clock**: the expiry runs on the server. A holder that pauses (GC, a
 //!   stopped process, a slow network) past its expiry may still believe it holds the lock; only
 //!   resources that check a fencing token can reject its late writes.
+//! - **Fencing**: with [`AcquireOptions::fencing`], each grant carries a token that strictly
+//!   increases per key. A resource that rejects writes with a lower token than one it has seen
+//!   is safe even against a holder that paused past its lease.
 //! - **No secrets in output**: tokens and values never appear in errors, `Debug` output or logs.
 //!
 //! # Quick start
@@ -44,6 +47,27 @@
 //!     Err(LockError::Locked { .. }) => { /* another worker is on it */ }
 //!     Err(err) => return Err(err),
 //! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Leases
+//!
+//! For new code, take the lock as a [`LockGuard`] with [`RedisLock::try_acquire`],
+//! [`RedisLock::acquire`] (waits, woken on release) or [`RedisLock::with_lock`] (runs a future
+//! under a renewed lock). A guard knows its deadline on the monotonic clock, can
+//! [`extend`](LockGuard::extend) it, renews itself when asked (a watchdog), tells its holder when
+//! the lease is [`lost`](LockGuard::lost), and can carry a [fencing
+//! token](LockGuard::fencing_token) for resources that reject late writes.
+//!
+//! ```no_run
+//! use ac_redislock::{AcquireOptions, RedisLock};
+//! use std::time::Duration;
+//!
+//! # async fn run(locks: RedisLock) -> ac_redislock::Result<()> {
+//! let options = AcquireOptions::new().ttl(Duration::from_secs(10)).auto_renew(true);
+//! let guard = locks.acquire_with("reports:daily", options).await?;
+//! // ... work; guard.is_held() before anything irreversible ...
+//! guard.release().await?;
 //! # Ok(()) }
 //! ```
 //!

@@ -30,6 +30,7 @@ on_every_store!(
     lock_attempts_are_logged_at_the_chosen_level_without_the_token,
     mismatch_is_logged_at_warn_unless_suppressed,
     clones_share_the_store_and_instances_are_independent_options,
+    extend_lock_moves_the_expiry_only_for_the_holder_and_never_recreates,
 );
 
 const SHORT: Duration = Duration::from_millis(150);
@@ -521,4 +522,45 @@ async fn in_memory_stores_are_separate() {
     let b = RedisLock::in_memory();
     a.lock_key(LockParams::new("k")).await.unwrap();
     b.lock_key(LockParams::new("k")).await.unwrap();
+}
+
+async fn extend_lock_moves_the_expiry_only_for_the_holder_and_never_recreates(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let key = unique_key("extend-lock");
+    let token = fx
+        .locks
+        .lock_key(LockParams::new(&key).expires(SHORT))
+        .await
+        .unwrap();
+    fx.locks
+        .extend_lock(&key, &token, Duration::from_secs(30))
+        .await
+        .unwrap();
+    tokio::time::sleep(SHORT * 3).await;
+    assert_eq!(
+        fx.locks.get_lock(&key).await.unwrap(),
+        Some(token.clone()),
+        "extended"
+    );
+    let err = fx
+        .locks
+        .extend_lock(&key, "not-the-token", Duration::from_secs(30))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LockError::NotOwner { .. }), "{err:?}");
+    fx.locks
+        .release_lock(ReleaseParams::new(&key).value(&token))
+        .await
+        .unwrap();
+    let err = fx
+        .locks
+        .extend_lock(&key, &token, Duration::from_secs(30))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LockError::NotHeld { .. }), "{err:?}");
+    assert_eq!(
+        fx.locks.get_lock(&key).await.unwrap(),
+        None,
+        "extend re-created the lock"
+    );
 }

@@ -135,8 +135,14 @@ fn guards_work_without_a_runtime() {
         let guard = locks.try_acquire(&key).unwrap();
         assert!(guard.is_held(), "{name}");
         assert_eq!(guard.key(), key);
-        assert_eq!(locks.get_lock(&key).unwrap().as_deref(), Some(guard.token()));
-        assert!(matches!(other.try_acquire(&key), Err(LockError::Locked { .. })));
+        assert_eq!(
+            locks.get_lock(&key).unwrap().as_deref(),
+            Some(guard.token())
+        );
+        assert!(matches!(
+            other.try_acquire(&key),
+            Err(LockError::Locked { .. })
+        ));
         assert!(guard.extend(Duration::from_secs(20)).unwrap() > Duration::from_secs(19));
         assert_eq!(guard.loss_reason(), None);
         guard.release().unwrap();
@@ -190,7 +196,10 @@ fn guards_work_without_a_runtime() {
         drop(guard);
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
         while locks.get_lock(&key).unwrap().is_some() {
-            assert!(std::time::Instant::now() < deadline, "{name}: not released on drop");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name}: not released on drop"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }

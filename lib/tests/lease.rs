@@ -633,7 +633,10 @@ async fn status_reports_state_ttl_fencing_and_waiters_never_the_value(backend: B
     let key = unique_key("status");
     let status = fx.locks.status(&key).await.unwrap();
     assert_eq!(status.state, LockState::Free);
-    assert_eq!((status.ttl, status.fencing_counter, status.waiters), (None, None, 0));
+    assert_eq!(
+        (status.ttl, status.fencing_counter, status.waiters),
+        (None, None, 0)
+    );
 
     let guard = fx
         .locks
@@ -642,7 +645,10 @@ async fn status_reports_state_ttl_fencing_and_waiters_never_the_value(backend: B
         .unwrap();
     let status = fx.locks.status(&key).await.unwrap();
     assert_eq!(status.state, LockState::Held);
-    assert!(status.ttl.is_some_and(|t| t > Duration::from_secs(4)), "{status:?}");
+    assert!(
+        status.ttl.is_some_and(|t| t > Duration::from_secs(4)),
+        "{status:?}"
+    );
     assert_eq!(status.fencing_counter, guard.fencing_token());
     assert!(!format!("{status:?}").contains(guard.token()));
 
@@ -672,7 +678,10 @@ async fn a_chosen_token_and_a_detached_guard(backend: Backend) {
     assert_eq!(token, "deploy-42");
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Detached: not released on drop; the token releases it.
-    assert_eq!(fx.locks.get_lock(&key).await.unwrap().as_deref(), Some("deploy-42"));
+    assert_eq!(
+        fx.locks.get_lock(&key).await.unwrap().as_deref(),
+        Some("deploy-42")
+    );
     fx.locks
         .release_lock(ReleaseParams::new(&key).value(token))
         .await

@@ -31,27 +31,8 @@ pub fn shared() -> &'static RedisServer {
     })
 }
 
-/// `target/tmp/shared-<pid>`, after removing the folders of test processes that have ended
-/// (a static server's folder cannot be removed by the process that made it).
 fn shared_base() -> PathBuf {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    if let Ok(entries) = std::fs::read_dir(tmp) {
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(pid) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("shared-"))
-                .and_then(|p| p.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-            if !alive {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-    }
-    tmp.join(format!("shared-{}", std::process::id()))
+    server::per_process_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), "shared")
 }
 
 /// A key no other test uses: `<what>:<pid>:<n>`.

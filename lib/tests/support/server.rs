@@ -270,6 +270,29 @@ fn pid_of(child: &Child) -> Pid {
     Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX))
 }
 
+/// `<base>/<prefix>-<pid>`, for a server that lives as long as this process (a static one,
+/// whose folder the process cannot remove itself), after removing the folders of processes
+/// that have ended.
+pub fn per_process_dir(base: &Path, prefix: &str) -> PathBuf {
+    if let Ok(entries) = std::fs::read_dir(base) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(prefix))
+                .and_then(|n| n.strip_prefix('-'))
+                .and_then(|p| p.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if kill(Pid::from_raw(pid), None).is_err() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    base.join(format!("{prefix}-{}", std::process::id()))
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())

@@ -1,0 +1,265 @@
+//! The command line, as clap sees it. No Redis I/O here.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::duration;
+
+/// A distributed flock(1) on Redis: run a command while holding a lock that every host sharing
+/// the Redis respects, or take, inspect and release locks from shell scripts.
+///
+/// Locks are shared with the ac-redislock libraries for Rust and Node: same keys, same values.
+#[derive(Debug, Parser)]
+#[command(name = "redislock", version, about, max_term_width = 100)]
+#[command(after_help = "\
+Examples:
+  redislock run nightly-backup --ttl 30s -- ./backup.sh
+  redislock run deploy --nonblock -E 75 -- make deploy
+  TOKEN=$(redislock lock jobs:42 --ttl 5m) && ... && redislock release jobs:42 --value \"$TOKEN\"
+  redislock status jobs:42 --json
+
+Exit codes: 0 ok; 1 held elsewhere or the wait ran out (-E changes it); 2 usage; 3 Redis
+unavailable or error; 4 lease lost during `run`; 5 not the owner (release, extend);
+126/127 command not executable / not found; 128+N command killed by signal N; otherwise the
+command's own code.")]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// Redis URL: redis://[user:password@]host[:port][/db], rediss:// for TLS, or
+    /// unix:///path/to/redis.sock. The password is never printed.
+    #[arg(
+        long,
+        global = true,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
+    pub(crate) url: String,
+
+    /// Longest time one Redis call may take (500ms, 3s, ...).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "3s", value_parser = duration::parse)]
+    pub(crate) timeout: Duration,
+
+    /// No progress line while waiting, no notes on stderr (errors are still printed).
+    #[arg(short, long, global = true)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a command while holding the lock, renewed in the background.
+    ///
+    /// The command gets REDISLOCK_KEY, REDISLOCK_TOKEN and, with --fencing, REDISLOCK_FENCE in
+    /// its environment. SIGINT, SIGTERM, SIGHUP and SIGQUIT are passed on to it. If the lease
+    /// is lost while it runs, it gets SIGTERM, then SIGKILL after --grace, and redislock exits
+    /// with 4. Otherwise redislock releases the lock and exits with the command's code.
+    #[command(after_help = "\
+Examples:
+  redislock run nightly-backup --ttl 30s -- ./backup.sh --full
+  redislock run deploy --nonblock -E 75 -- make deploy     # exit 75 if a deploy is running
+  redislock run report --wait 5m --fencing -- sh -c 'upload --fence \"$REDISLOCK_FENCE\"'")]
+    Run(RunArgs),
+
+    /// Take a lock and print its value (a fresh token unless --value is given).
+    ///
+    /// The lock stays until its ttl ends or it is released with that value. A held lock exits
+    /// with the conflict code and says for how long it is held.
+    #[command(after_help = "\
+Examples:
+  TOKEN=$(redislock lock jobs:42 --ttl 5m)
+  redislock lock jobs:42 --value worker-7 --wait 30s")]
+    Lock(LockArgs),
+
+    /// Release a lock: with --value only if it still holds that value, with --force whoever
+    /// holds it.
+    #[command(after_help = "\
+Examples:
+  redislock release jobs:42 --value \"$TOKEN\"
+  redislock release jobs:42 --force          # admin: whoever holds it")]
+    Release(ReleaseArgs),
+
+    /// Print the value a lock holds; exit 1 if no one holds it.
+    ///
+    /// Anyone who can run this can release the lock with what it prints.
+    #[command(after_help = "Example:\n  redislock get jobs:42")]
+    Get(KeyArg),
+
+    /// Show whether a lock is held, for how long, its fencing counter and its waiters. Never
+    /// shows the lock's value.
+    #[command(after_help = "\
+Examples:
+  redislock status jobs:42
+  redislock status jobs:42 --json")]
+    Status(StatusArgs),
+
+    /// Set a lock's ttl anew, if it still holds --value.
+    #[command(after_help = "Example:\n  redislock extend jobs:42 --value \"$TOKEN\" --ttl 5m")]
+    Extend(ExtendArgs),
+}
+
+/// A lock key.
+#[derive(Debug, Args)]
+pub(crate) struct KeyArg {
+    /// The lock's key, as the Rust and Node libraries name it.
+    pub(crate) key: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The lock's key.
+    pub(crate) key: String,
+
+    /// Lease: how long the lock outlives a redislock that dies (kill -9, power loss).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration::parse)]
+    pub(crate) ttl: Duration,
+
+    /// How long to wait for a held lock before giving up with the conflict code.
+    #[arg(short, long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse, conflicts_with = "nonblock")]
+    pub(crate) wait: Duration,
+
+    /// Do not wait: fail at once with the conflict code if the lock is held.
+    #[arg(short, long)]
+    pub(crate) nonblock: bool,
+
+    /// Exit code when the lock is held or the wait runs out (default 1, as flock).
+    #[arg(short = 'E', long, value_name = "CODE", default_value_t = crate::exit::DEFAULT_CONFLICT)]
+    pub(crate) conflict_exit_code: u8,
+
+    /// Draw a fencing token and pass it to the command as REDISLOCK_FENCE.
+    #[arg(long)]
+    pub(crate) fencing: bool,
+
+    /// After a lost lease: time between SIGTERM and SIGKILL to the command.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse)]
+    pub(crate) grace: Duration,
+
+    /// Stop renewing after this long (the command is then stopped as for a lost lease).
+    /// Default: renew for as long as the command runs.
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    pub(crate) max_hold: Option<Duration>,
+
+    /// The command and its arguments, after `--`.
+    #[arg(required = true, num_args = 1.., last = true, value_name = "COMMAND")]
+    pub(crate) command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LockArgs {
+    /// The lock's key.
+    pub(crate) key: String,
+
+    /// How long the lock lives unless released.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse)]
+    pub(crate) ttl: Duration,
+
+    /// The value to store, instead of a fresh token (a Node worker may expect a known value).
+    #[arg(long)]
+    pub(crate) value: Option<String>,
+
+    /// How long to wait for a held lock (default: one attempt).
+    #[arg(short, long, value_name = "DURATION", default_value = "0s", value_parser = duration::parse)]
+    pub(crate) wait: Duration,
+
+    /// Exit code when the lock is held or the wait runs out.
+    #[arg(short = 'E', long, value_name = "CODE", default_value_t = crate::exit::DEFAULT_CONFLICT)]
+    pub(crate) conflict_exit_code: u8,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("how").required(true).args(["value", "force"])))]
+pub(crate) struct ReleaseArgs {
+    /// The lock's key.
+    pub(crate) key: String,
+
+    /// Release only if the lock holds this value (what `lock` printed).
+    #[arg(long)]
+    pub(crate) value: Option<String>,
+
+    /// Release whoever holds the lock.
+    #[arg(long)]
+    pub(crate) force: bool,
+
+    /// Exit 0, silently, if the lock is not held with --value (the original's suppressMismatch).
+    #[arg(long, conflicts_with = "force")]
+    pub(crate) suppress_mismatch: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// The lock's key.
+    pub(crate) key: String,
+
+    /// Print one JSON object: key, state, ttl_ms, fencing_counter, waiters.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExtendArgs {
+    /// The lock's key.
+    pub(crate) key: String,
+
+    /// The value the lock must hold.
+    #[arg(long)]
+    pub(crate) value: String,
+
+    /// The new ttl, from now.
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    pub(crate) ttl: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_takes_the_command_after_the_double_dash() {
+        let cli =
+            Cli::try_parse_from(["redislock", "run", "k", "--nonblock", "--", "ls", "-l"]).unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        assert!(run.nonblock);
+        assert_eq!(run.command, ["ls", "-l"]);
+        assert_eq!(run.ttl, Duration::from_secs(30));
+        assert!(
+            Cli::try_parse_from(["redislock", "run", "k"]).is_err(),
+            "no command"
+        );
+        assert!(
+            Cli::try_parse_from(["redislock", "run", "k", "-n", "-w", "1s", "--", "x"]).is_err(),
+            "--wait and --nonblock together"
+        );
+    }
+
+    #[test]
+    fn release_needs_value_or_force() {
+        assert!(Cli::try_parse_from(["redislock", "release", "k"]).is_err());
+        assert!(Cli::try_parse_from(["redislock", "release", "k", "--force"]).is_ok());
+        assert!(Cli::try_parse_from(["redislock", "release", "k", "--value", "v"]).is_ok());
+        assert!(
+            Cli::try_parse_from([
+                "redislock",
+                "release",
+                "k",
+                "--force",
+                "--suppress-mismatch"
+            ])
+            .is_err()
+        );
+    }
+}

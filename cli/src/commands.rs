@@ -1,0 +1,228 @@
+//! The subcommands other than `run`: each takes parsed arguments, talks to Redis through the
+//! library, prints its result and returns how to exit.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use ac_redislock::{
+    AcquireOptions, LockError, LockParams, LockState, LockStatus, RedisLock, ReleaseParams,
+};
+
+use crate::cli::{Cli, Command, ExtendArgs, Global, KeyArg, LockArgs, ReleaseArgs, StatusArgs};
+use crate::exit::{DEFAULT_CONFLICT, Exit};
+use crate::spinner::Spinner;
+
+pub(crate) async fn dispatch(cli: Cli) -> Exit {
+    let Cli { global, command } = cli;
+    let locks = match RedisLock::builder()
+        .command_timeout(global.timeout)
+        .build_from_url(&global.url)
+    {
+        Ok(locks) => locks,
+        Err(err) => return fail(&err, DEFAULT_CONFLICT),
+    };
+    match command {
+        Command::Run(args) => crate::run::run(&locks, &global, args).await,
+        Command::Lock(args) => lock(&locks, &global, args).await,
+        Command::Release(args) => release(&locks, args).await,
+        Command::Get(args) => get(&locks, args).await,
+        Command::Status(args) => status(&locks, args).await,
+        Command::Extend(args) => extend(&locks, args).await,
+    }
+}
+
+/// Prints `redislock: error: <error>: <cause>: ...` on one line.
+pub(crate) fn print_error(err: &(dyn std::error::Error + 'static)) {
+    let mut line = format!("redislock: error: {err}");
+    let mut previous: Option<String> = None;
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // Some errors repeat their cause in their own message; print it once.
+        if !previous.as_deref().is_some_and(|p| p.ends_with(&text)) && !line.ends_with(&text) {
+            let _ = write!(line, ": {text}");
+        }
+        previous = Some(text);
+        source = cause.source();
+    }
+    eprintln!("{}", line.replace(['\n', '\r'], " "));
+}
+
+/// Reports a library error and picks the exit code.
+pub(crate) fn fail(err: &LockError, conflict: u8) -> Exit {
+    print_error(err);
+    Exit::for_error(err, conflict)
+}
+
+/// Says who holds `key` and for how long, for a conflict: never the holder's value.
+pub(crate) async fn report_conflict(locks: &RedisLock, key: &str, conflict: u8) -> Exit {
+    let how_long = match locks.status(key).await {
+        Ok(LockStatus { ttl: Some(ttl), .. }) => format!(" (for {} more)", human(ttl)),
+        _ => String::new(),
+    };
+    eprintln!("redislock: {key:?} is locked by another owner{how_long}");
+    Exit::Conflict(conflict)
+}
+
+/// `1.2s`, `350ms`, `4m05s`.
+pub(crate) fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+    }
+}
+
+async fn lock(locks: &RedisLock, global: &Global, args: LockArgs) -> Exit {
+    let LockArgs {
+        key,
+        ttl,
+        value,
+        wait,
+        conflict_exit_code,
+    } = args;
+    let result = if wait.is_zero() {
+        // One attempt: the Node original's command, exactly.
+        let mut params = LockParams::new(&key).expires(ttl);
+        if let Some(value) = value {
+            params = params.value(value);
+        }
+        locks.lock_key(params).await
+    } else {
+        let mut options = AcquireOptions::new().ttl(ttl).wait(wait);
+        if let Some(value) = value {
+            options = options.token(value);
+        }
+        let acquire = locks.acquire_with(&key, options);
+        Spinner::new(locks, &key, global.quiet)
+            .around(acquire)
+            .await
+            .map(ac_redislock::LockGuard::detach)
+    };
+    match result {
+        Ok(value) => {
+            println!("{value}");
+            Exit::Success
+        }
+        Err(LockError::Locked { .. }) => report_conflict(locks, &key, conflict_exit_code).await,
+        Err(err) => fail(&err, conflict_exit_code),
+    }
+}
+
+async fn release(locks: &RedisLock, args: ReleaseArgs) -> Exit {
+    let ReleaseArgs {
+        key,
+        value,
+        force: _,
+        suppress_mismatch,
+    } = args;
+    let mut params = ReleaseParams::new(&key).suppress_mismatch(suppress_mismatch);
+    if let Some(value) = value {
+        params = params.value(value);
+    }
+    match locks.release_lock(params).await {
+        Ok(()) => Exit::Success,
+        Err(err) => fail(&err, DEFAULT_CONFLICT),
+    }
+}
+
+async fn get(locks: &RedisLock, args: KeyArg) -> Exit {
+    match locks.get_lock(&args.key).await {
+        Ok(Some(value)) => {
+            println!("{value}");
+            Exit::Success
+        }
+        Ok(None) => Exit::Conflict(1),
+        Err(err) => fail(&err, DEFAULT_CONFLICT),
+    }
+}
+
+async fn status(locks: &RedisLock, args: StatusArgs) -> Exit {
+    let status = match locks.status(&args.key).await {
+        Ok(status) => status,
+        Err(err) => return fail(&err, DEFAULT_CONFLICT),
+    };
+    if args.json {
+        println!("{}", status_json(&args.key, &status));
+    } else {
+        let mut line = format!("{}: {}", args.key, status.state.as_str());
+        if let Some(ttl) = status.ttl {
+            let _ = write!(line, ", {} left", human(ttl));
+        } else if status.state == LockState::Held {
+            line.push_str(", no expiry");
+        }
+        if let Some(fence) = status.fencing_counter {
+            let _ = write!(line, ", fencing counter {fence}");
+        }
+        if status.waiters > 0 {
+            let _ = write!(line, ", {} waiting", status.waiters);
+        }
+        println!("{line}");
+    }
+    Exit::Success
+}
+
+fn status_json(key: &str, status: &LockStatus) -> String {
+    let ttl = status
+        .ttl
+        .map_or_else(|| "null".to_owned(), |t| t.as_millis().to_string());
+    let fence = status
+        .fencing_counter
+        .map_or_else(|| "null".to_owned(), |f| f.to_string());
+    format!(
+        r#"{{"key":{},"state":"{}","held":{},"ttl_ms":{ttl},"fencing_counter":{fence},"waiters":{}}}"#,
+        json_string(key),
+        status.state.as_str(),
+        status.state == LockState::Held,
+        status.waiters
+    )
+}
+
+/// A JSON string literal.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+async fn extend(locks: &RedisLock, args: ExtendArgs) -> Exit {
+    match locks.extend_lock(&args.key, &args.value, args.ttl).await {
+        Ok(()) => Exit::Success,
+        Err(err) => fail(&err, DEFAULT_CONFLICT),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_escape_what_json_requires() {
+        assert_eq!(json_string("a\"b\\c\nd\u{1}"), r#""a\"b\\c\nd\u0001""#);
+        assert_eq!(json_string("锁"), "\"锁\"");
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human(Duration::from_millis(350)), "350ms");
+        assert_eq!(human(Duration::from_millis(1250)), "1.2s");
+        assert_eq!(human(Duration::from_secs(245)), "4m05s");
+    }
+}

@@ -1,0 +1,394 @@
+//! The real `redislock` binary against a real redis-server started here.
+
+#[path = "../../lib/tests/support/server.rs"]
+mod server;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use server::{Listen, RedisServer};
+
+fn server() -> &'static RedisServer {
+    static SERVER: OnceLock<RedisServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let base = server::per_process_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), "cli");
+        RedisServer::try_start(Listen::Unix, &[], Some(&base))
+            .unwrap_or_else(|err| panic!("could not start redis-server: {err}"))
+    })
+}
+
+fn key(what: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "cli:{what}:{}:{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `redislock` with REDIS_URL pointing at the test server.
+fn redislock() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_redislock"));
+    cmd.env("REDIS_URL", server().url()).stdin(Stdio::null());
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    redislock().args(args).output().unwrap()
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().unwrap_or(-1)
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// One line on stderr, with the prefix, and no panic.
+fn assert_one_line_error(output: &Output, want_code: i32, want_text: &str) {
+    let err = stderr(output);
+    assert_eq!(code(output), want_code, "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].starts_with("redislock: error: "), "{err}");
+    assert!(lines[0].contains(want_text), "{err}");
+}
+
+#[test]
+fn eight_concurrent_runs_increment_a_shared_counter_exactly_400_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("counter");
+    std::fs::write(&counter, "0").unwrap();
+    let lock_key = key("counter");
+    // A read, a pause, then a write: without the lock, concurrent increments get lost.
+    let increment = format!(
+        "n=$(cat '{0}'); sleep 0.002; echo $((n + 1)) > '{0}'",
+        counter.display()
+    );
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (lock_key, increment) = (lock_key.clone(), increment.clone());
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    let out = run(&[
+                        "run", &lock_key, "--wait", "60s", "--", "sh", "-c", &increment,
+                    ]);
+                    assert_eq!(code(&out), 0, "{}", stderr(&out));
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    assert_eq!(std::fs::read_to_string(&counter).unwrap().trim(), "400");
+}
+
+#[test]
+fn the_same_increments_without_the_lock_lose_updates() {
+    // The control for the test above: it proves the workload does race.
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("counter");
+    std::fs::write(&counter, "0").unwrap();
+    let increment = format!(
+        "n=$(cat '{0}'); sleep 0.002; echo $((n + 1)) > '{0}'",
+        counter.display()
+    );
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let increment = increment.clone();
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    let status = Command::new("sh")
+                        .args(["-c", &increment])
+                        .status()
+                        .unwrap();
+                    assert!(status.success());
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let count: u32 = std::fs::read_to_string(&counter)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(count < 400, "no update was lost without a lock: {count}");
+}
+
+#[test]
+fn the_commands_exit_code_passes_through() {
+    for want in [0, 3, 42] {
+        let out = run(&[
+            "run",
+            &key("code"),
+            "--",
+            "sh",
+            "-c",
+            &format!("exit {want}"),
+        ]);
+        assert_eq!(code(&out), want, "{}", stderr(&out));
+    }
+    let out = run(&["run", &key("signal"), "--", "sh", "-c", "kill -KILL $$"]);
+    assert_eq!(code(&out), 137, "killed by SIGKILL: 128 + 9");
+    let out = run(&["run", &key("missing"), "--", "/no/such/command"]);
+    assert_eq!(code(&out), 127);
+}
+
+#[test]
+fn the_command_gets_key_token_and_fence_in_its_environment() {
+    let k = key("env");
+    let out = run(&[
+        "run",
+        &k,
+        "--fencing",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$REDISLOCK_KEY|$REDISLOCK_TOKEN|$REDISLOCK_FENCE\"",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let line = stdout(&out);
+    let parts: Vec<&str> = line.split('|').collect();
+    assert_eq!(parts[0], k);
+    assert_eq!(parts[1].len(), 40, "token: {line}");
+    assert!(
+        parts[2].parse::<u64>().is_ok_and(|f| f > 0),
+        "fence: {line}"
+    );
+    // Released afterwards.
+    assert_eq!(code(&run(&["get", &k])), 1);
+}
+
+#[test]
+fn nonblock_on_a_held_key_gives_the_conflict_code_at_once() {
+    let k = key("nonblock");
+    let token = stdout(&run(&["lock", &k, "--ttl", "30s"]));
+    let started = Instant::now();
+    let out = run(&["run", &k, "--nonblock", "--", "true"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(
+        stderr(&out).contains("is locked by another owner"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains(&token),
+        "the holder's token was printed"
+    );
+    let out = run(&["run", &k, "-n", "-E", "75", "--", "true"]);
+    assert_eq!(code(&out), 75);
+    let out = run(&["lock", &k, "-E", "75"]);
+    assert_eq!(code(&out), 75);
+}
+
+#[test]
+fn wait_gives_up_at_its_deadline() {
+    let k = key("wait");
+    let _token = stdout(&run(&["lock", &k, "--ttl", "30s"]));
+    let started = Instant::now();
+    let out = run(&["run", &k, "--wait", "700ms", "--", "true"]);
+    let elapsed = started.elapsed();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(elapsed >= Duration::from_millis(700), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+}
+
+#[test]
+fn a_waiting_run_gets_the_lock_when_it_is_released() {
+    let k = key("waits");
+    let token = stdout(&run(&["lock", &k, "--ttl", "30s"]));
+    let waiter = redislock()
+        .args(["run", &k, "--wait", "20s", "--", "sh", "-c", "exit 7"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(code(&run(&["release", &k, "--value", &token])), 0);
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(7));
+}
+
+#[test]
+fn kill_9_of_a_run_frees_the_key_within_its_ttl() {
+    let k = key("kill9");
+    let mut holder = redislock()
+        .args(["run", &k, "--ttl", "2s", "--", "sleep", "30"])
+        .spawn()
+        .unwrap();
+    wait_until_held(&k);
+    kill(Pid::from_raw(holder.id() as i32), Signal::SIGKILL).unwrap();
+    holder.wait().unwrap();
+    let killed = Instant::now();
+    let out = run(&["lock", &k, "--wait", "10s", "--ttl", "1s"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let freed = killed.elapsed();
+    assert!(
+        freed <= Duration::from_millis(2500),
+        "free after {freed:?}, ttl 2 s"
+    );
+}
+
+#[test]
+fn sigterm_reaches_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("got-term");
+    let k = key("sigterm");
+    let script = format!(
+        "trap 'echo term > \"{}\"; exit 9' TERM; sleep 30 & wait",
+        marker.display()
+    );
+    let mut holder = redislock()
+        .args(["run", &k, "--", "sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    wait_until_held(&k);
+    std::thread::sleep(Duration::from_millis(200)); // let the trap be set
+    kill(Pid::from_raw(holder.id() as i32), Signal::SIGTERM).unwrap();
+    let status = holder.wait().unwrap();
+    assert_eq!(status.code(), Some(9), "the command's own exit code");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "term");
+    assert_eq!(
+        code(&run(&["get", &k])),
+        1,
+        "released after the command ended"
+    );
+}
+
+#[test]
+fn a_lease_deleted_behind_a_run_stops_the_command_with_exit_4() {
+    let k = key("lost");
+    let started = Instant::now();
+    let holder = redislock()
+        .args([
+            "run", &k, "--ttl", "1s", "--grace", "1s", "--", "sleep", "30",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_held(&k);
+    assert_eq!(code(&run(&["release", &k, "--force"])), 0);
+    let out = holder.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("was lost"), "{}", stderr(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the command was not stopped"
+    );
+}
+
+#[test]
+fn lock_get_status_extend_release() {
+    let k = key("seed");
+    let out = run(&["lock", &k, "--ttl", "5s", "--value", "worker-7"]);
+    assert_eq!((code(&out), stdout(&out)), (0, "worker-7".to_owned()));
+    assert_eq!(stdout(&run(&["get", &k])), "worker-7");
+
+    let out = run(&["status", &k, "--json"]);
+    let json = stdout(&out);
+    assert!(
+        json.starts_with(&format!(
+            r#"{{"key":"{k}","state":"held","held":true,"ttl_ms":"#
+        )),
+        "{json}"
+    );
+    assert!(!json.contains("worker-7"), "status shows the value: {json}");
+    assert!(stdout(&run(&["status", &k])).contains(": held, "));
+
+    assert_eq!(
+        code(&run(&["extend", &k, "--value", "worker-7", "--ttl", "60s"])),
+        0
+    );
+    let out = run(&["extend", &k, "--value", "other", "--ttl", "60s"]);
+    assert_one_line_error(&out, 5, "held by another owner");
+    let out = run(&["release", &k, "--value", "other"]);
+    assert_one_line_error(&out, 5, "held by another owner");
+    assert_eq!(
+        code(&run(&[
+            "release",
+            &k,
+            "--value",
+            "other",
+            "--suppress-mismatch"
+        ])),
+        0
+    );
+    assert_eq!(code(&run(&["release", &k, "--value", "worker-7"])), 0);
+    assert_eq!(stdout(&run(&["status", &k])), format!("{k}: free"));
+    let out = run(&["release", &k, "--value", "worker-7"]);
+    assert_one_line_error(&out, 5, "not held");
+}
+
+#[test]
+fn bad_input_is_one_clear_line_with_the_right_code() {
+    let out = run(&["run", "", "--", "true"]);
+    assert_one_line_error(&out, 2, "the key is empty");
+    let out = run(&["run", &key("ttl0"), "--ttl", "0", "--", "true"]);
+    assert_one_line_error(&out, 2, "expiry");
+    let out = run(&["lock", &key("ttl0"), "--ttl", "0s"]);
+    assert_one_line_error(&out, 2, "expiry");
+    let out = run(&["--url", "http://user:hunter2@example.com/", "lock", "k"]);
+    assert_one_line_error(&out, 2, "bad Redis URL");
+    assert!(!stderr(&out).contains("hunter2"));
+
+    let port = server::free_port().unwrap();
+    let url = format!("redis://:hunter2@127.0.0.1:{port}/");
+    let out = run(&[
+        "--url",
+        &url,
+        "--timeout",
+        "500ms",
+        "run",
+        "k",
+        "--",
+        "true",
+    ]);
+    assert_one_line_error(&out, 3, "Redis is unavailable");
+    assert!(!stderr(&out).contains("hunter2"), "{}", stderr(&out));
+
+    // Usage errors from the argument parser: code 2, no panic.
+    for args in [
+        vec!["run", "k"],
+        vec!["run", "k", "--ttl", "ten", "--", "true"],
+        vec!["release", "k"],
+        vec!["frobnicate"],
+    ] {
+        let out = run(&args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"));
+    }
+}
+
+#[test]
+fn every_subcommand_has_help_with_an_example() {
+    for sub in ["run", "lock", "release", "get", "status", "extend"] {
+        let out = run(&[sub, "--help"]);
+        assert_eq!(code(&out), 0);
+        let help = stdout(&out);
+        assert!(help.contains("Example"), "{sub}: {help}");
+        assert!(help.contains(&format!("redislock {sub}")), "{sub}: {help}");
+    }
+}
+
+/// Waits (up to 10 s) until `key` is held.
+fn wait_until_held(key: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while code(&run(&["get", key])) != 0 {
+        assert!(Instant::now() < deadline, "{key} never got locked");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
