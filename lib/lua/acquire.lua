@@ -1,18 +1,16 @@
--- acquire.lua: take the lock if it is free, or reserved for this waiter; otherwise register the
--- caller as a waiter and report how long the holder has left. Used when waiting or fencing; a
--- plain attempt is the Node original's SET NX.
+-- acquire.lua: take the lock if it is free, or reserved for this waiter by a release (see
+-- release.lua); otherwise register the caller as a waiter and report how long the holder has
+-- left. Used when waiting or fencing; a plain attempt is the Node original's SET NX.
 -- KEYS[1]: lock key. KEYS[2]: waiters (sorted set: waiter id -> registration expiry, server ms).
 -- KEYS[3]: fencing counter.
 -- ARGV[1]: token. ARGV[2]: ttl ms. ARGV[3]: waiter id, or '' when the caller does not wait.
 -- ARGV[4]: waiter registration lease ms. ARGV[5]: '1' to draw a fencing token, '0' not.
 -- Returns {1, fencing token or -1} when granted, {0, PTTL of the key} when not.
 -- A non-string lock key raises WRONGTYPE (from GET) and is left untouched.
-local HANDOFF = 'ac-redislock:handoff'
 local current = redis.call('GET', KEYS[1])
 local free = current == false
-if current == HANDOFF and ARGV[3] ~= '' then
-  -- A release reserved the lock for the waiters registered at that moment.
-  free = redis.call('ZSCORE', KEYS[2], ARGV[3]) ~= false
+if ARGV[3] ~= '' and current == 'ac-redislock:handoff:' .. ARGV[3] then
+  free = true
 end
 local time = redis.call('TIME')
 if free then

@@ -6,7 +6,8 @@
 local kind = redis.call('TYPE', KEYS[1])['ok']
 local state = 0
 if kind == 'string' then
-  if redis.call('GET', KEYS[1]) == 'ac-redislock:handoff' then
+  local prefix = 'ac-redislock:handoff:'
+  if string.sub(redis.call('GET', KEYS[1]), 1, #prefix) == prefix then
     state = 2
   else
     state = 1

@@ -257,7 +257,8 @@ impl RedisLock {
             // sleep between two attempts plus a slow reply.
             lease: options.retry.max_delay().saturating_mul(3) + self.command_timeout() * 2,
         });
-        let mut delays = options.retry.delays();
+        // Made on the first wait only: a lock that is free costs no jitter seed.
+        let mut delays = None;
         let mut cleanup = Cleanup::new(self, &wire, &token, waiter_id.as_deref());
         let level = self.log_level();
         let mut first = true;
@@ -312,7 +313,7 @@ impl RedisLock {
                         continue;
                     }
                     let now = Instant::now();
-                    let next = delays.next();
+                    let next = delays.get_or_insert_with(|| options.retry.delays()).next();
                     let (true, Some(backoff)) = (now < deadline, next) else {
                         return Err(LockError::Locked {
                             key: key.to_owned(),
@@ -323,7 +324,8 @@ impl RedisLock {
                         // Never sleep past the holder's expiry.
                         sleep = sleep.min(pttl + Duration::from_millis(1));
                     }
-                    wait_for_release(&mut releases, &wire, sleep).await;
+                    let waiter = waiter_id.as_deref().unwrap_or_default();
+                    wait_for_release(&mut releases, &wire, waiter, sleep).await;
                 }
                 Ok(Acquire::WrongType(found)) => {
                     cleanup.in_flight = false;
@@ -366,16 +368,21 @@ impl RedisLock {
     }
 }
 
-/// Sleeps for `sleep`, or until a release of `wire` is announced.
-async fn wait_for_release(releases: &mut Option<Releases>, wire: &str, sleep: Duration) {
+/// Sleeps for `sleep`, or until the lock is handed to this waiter or its key is released to
+/// all waiters.
+async fn wait_for_release(
+    releases: &mut Option<Releases>,
+    wire: &str,
+    waiter: &str,
+    sleep: Duration,
+) {
     let timer = tokio::time::sleep(sleep);
     tokio::pin!(timer);
     while let Some(rx) = releases.as_mut() {
         tokio::select! {
             () = &mut timer => return,
             message = rx.recv() => match message {
-                // "" is sent after the subscriber (re)connects: releases may have been missed.
-                Ok(key) if key.is_empty() || &*key == wire => return,
+                Ok(message) if is_for(&message, wire, waiter) => return,
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => return,
                 Err(RecvError::Closed) => *releases = None,
@@ -383,6 +390,18 @@ async fn wait_for_release(releases: &mut Option<Releases>, wire: &str, sleep: Du
         }
     }
     timer.await;
+}
+
+/// Whether a release announcement concerns this waiter: the lock was handed to it (`w<id>`),
+/// its key was freed for everyone (`k<key>`), or announcements may have been missed (`""`,
+/// after the subscriber reconnects).
+fn is_for(message: &str, wire: &str, waiter: &str) -> bool {
+    match message.split_at_checked(1) {
+        None => true,
+        Some(("w", id)) => id == waiter,
+        Some(("k", key)) => key == wire,
+        Some(_) => false,
+    }
 }
 
 /// Undoes what an acquire left in Redis when it ends without a guard (given up, failed or
@@ -439,5 +458,23 @@ impl Drop for Cleanup<'_> {
                 let _ = tokio::time::timeout(timeout, cancel).await;
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_for;
+
+    #[test]
+    fn announcements_wake_only_their_waiters() {
+        assert!(is_for("wabc", "jobs:1", "abc"));
+        assert!(!is_for("wabd", "jobs:1", "abc"));
+        assert!(is_for("kjobs:1", "jobs:1", "abc"));
+        assert!(!is_for("kjobs:2", "jobs:1", "abc"));
+        assert!(
+            is_for("", "jobs:1", "abc"),
+            "after a reconnect, everyone retries"
+        );
+        assert!(!is_for("xjobs:1", "jobs:1", "abc"));
     }
 }

@@ -151,7 +151,9 @@ impl RedisLock {
     where
         C: ConnectionLike + Clone + Send + Sync + 'static,
     {
-        Self::with_store(Box::new(RedisStore::new(conn, None)), Config::default())
+        let config = Config::default();
+        let store = RedisStore::new(conn, None, false, config.command_timeout);
+        Self::with_store(Box::new(store), config)
     }
 
     /// Creates a client with default options from a URL: `redis://[user:password@]host[:port][/db]`,
@@ -431,8 +433,8 @@ impl RedisLock {
     /// Returns the value the lock at `key` holds, or `None` if no one holds it.
     ///
     /// A value that is not valid UTF-8 (written by another client) comes back with replacement
-    /// characters. Just after a release with waiters, the key briefly holds the reservation
-    /// marker `ac-redislock:handoff` (see [`acquire`](Self::acquire)).
+    /// characters. Just after a release with waiters, the key briefly holds a reservation for
+    /// one of them, `ac-redislock:handoff:<waiter>` (see [`acquire`](Self::acquire)).
     ///
     /// # Errors
     ///
@@ -504,15 +506,25 @@ impl RedisLock {
 
     /// Runs one store call under the command timeout and maps its error.
     pub(crate) async fn call<T>(&self, key: &str, fut: BoxFuture<'_, RedisResult<T>>) -> Result<T> {
-        let result = if self.inner.store.does_io() {
-            let timeout = self.inner.config.command_timeout;
+        let timeout = self.inner.config.command_timeout;
+        let result = if self.inner.store.needs_timer() {
             tokio::time::timeout(timeout, fut)
                 .await
                 .map_err(|_| LockError::timeout(timeout))?
         } else {
             fut.await
         };
-        result.map_err(|err| LockError::from_redis(err, key))
+        result.map_err(|err| match LockError::from_redis(err, key) {
+            // The connection's own timer fired: it is the command timeout.
+            LockError::Unavailable {
+                reason: UnavailableReason::Timeout(after),
+                source,
+            } if after.is_zero() && self.inner.store.does_io() => LockError::Unavailable {
+                reason: UnavailableReason::Timeout(timeout),
+                source,
+            },
+            other => other,
+        })
     }
 
     /// Sends a compare-and-delete for a lock attempt whose outcome is unknown, without waiting.
@@ -571,7 +583,7 @@ impl RedisLock {
         if value.is_empty() {
             return Err(InvalidInput::EmptyValue.into());
         }
-        if value == crate::scripts::HANDOFF {
+        if value.starts_with(crate::scripts::HANDOFF_PREFIX) {
             return Err(InvalidInput::ReservedValue.into());
         }
         if value.len() > max {
@@ -799,10 +811,8 @@ impl RedisLockBuilder {
         C: ConnectionLike + Clone + Send + Sync + 'static,
     {
         self.validate()?;
-        Ok(RedisLock::with_store(
-            Box::new(RedisStore::new(conn, self.pubsub)),
-            self.config,
-        ))
+        let store = RedisStore::new(conn, self.pubsub, false, self.config.command_timeout);
+        Ok(RedisLock::with_store(Box::new(store), self.config))
     }
 
     /// Builds a client from a URL (see [`RedisLock::from_url`]).
@@ -826,18 +836,17 @@ impl RedisLockBuilder {
             return Err(InvalidInput::NoRuntime.into());
         }
         let timeout = self.config.command_timeout;
+        // One connection attempt per call, bounded like the reply by the command timeout: the
+        // manager then enforces the timeout itself, and a call that finds the connection
+        // broken starts the next attempt.
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
+            .set_number_of_retries(0);
         let manager = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
             .map_err(|err| InvalidInput::Url(err.to_string()))?;
-        Ok(RedisLock::with_store(
-            Box::new(RedisStore::new(manager, Some(client))),
-            self.config,
-        ))
+        let store = RedisStore::new(manager, Some(client), true, timeout);
+        Ok(RedisLock::with_store(Box::new(store), self.config))
     }
 
     /// Builds a client on a new in-process store (see [`RedisLock::in_memory`]).

@@ -313,8 +313,8 @@ pub enum InvalidInput {
     /// The lock value is the empty string.
     #[error("the value is empty")]
     EmptyValue,
-    /// The lock value is the marker this crate uses for a lock reserved for its waiters.
-    #[error("the value `ac-redislock:handoff` is reserved")]
+    /// The lock value starts like the marker this crate uses for a lock reserved for a waiter.
+    #[error("values starting with `ac-redislock:handoff:` are reserved")]
     ReservedValue,
     /// The lock value is longer than the configured maximum.
     #[error("the value is {len} bytes long, more than the maximum of {max}")]

@@ -5,7 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Why a lease ended before it was released.
@@ -71,48 +73,62 @@ struct State {
     at_deadline: LossReason,
 }
 
-/// Shared lease state. Changes go through a `watch` channel so that loss futures wake up.
+/// Shared lease state. Loss futures sleep on `changed` and recheck the state when woken.
 #[derive(Debug)]
 pub(crate) struct Lease {
-    state: watch::Sender<State>,
+    state: Mutex<State>,
+    changed: Notify,
 }
 
 impl Lease {
     pub(crate) fn new(start: Instant, ttl: Duration) -> Arc<Self> {
         Arc::new(Self {
-            state: watch::Sender::new(State {
+            state: Mutex::new(State {
                 valid_until: valid_until(start, ttl),
                 since: start,
                 ended: None,
                 at_deadline: LossReason::Expired,
             }),
+            changed: Notify::new(),
         })
     }
 
-    pub(crate) fn valid_until(&self) -> Instant {
-        self.state.borrow().valid_until
+    fn state(&self) -> State {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// How the lease ended, if it has; a passed deadline counts as (and is recorded as)
-    /// [`LossReason::Expired`].
+    /// Applies `change` under the lock; wakes the loss futures if it returns true.
+    fn update(&self, change: impl FnOnce(&mut State) -> bool) -> bool {
+        let changed = change(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
+        if changed {
+            self.changed.notify_waiters();
+        }
+        changed
+    }
+
+    pub(crate) fn valid_until(&self) -> Instant {
+        self.state().valid_until
+    }
+
+    /// How the lease ended, if it has; a passed deadline counts as (and is recorded as) what
+    /// [`at_deadline`](Self::at_deadline) set, [`LossReason::Expired`] by default.
     pub(crate) fn ended(&self) -> Option<LossReason> {
-        let state = *self.state.borrow();
+        let state = self.state();
         if state.ended.is_some() {
             return state.ended;
         }
         if Instant::now() >= state.valid_until {
             self.end(state.at_deadline);
-            return self.state.borrow().ended;
+            return self.state().ended;
         }
         None
     }
 
     /// Sets what the deadline passing will be reported as.
     pub(crate) fn at_deadline(&self, reason: LossReason) {
-        self.state.send_if_modified(|state| {
-            let changed = state.at_deadline != reason;
+        self.update(|state| {
             state.at_deadline = reason;
-            changed
+            false
         });
     }
 
@@ -123,7 +139,7 @@ impl Lease {
     /// Records a renewal sent at `start` with `ttl`, unless the lease already ended or a later
     /// renewal was recorded.
     pub(crate) fn renewed(&self, start: Instant, ttl: Duration) {
-        self.state.send_if_modified(|state| {
+        self.update(|state| {
             if state.ended.is_some() || start < state.since {
                 return false;
             }
@@ -136,7 +152,7 @@ impl Lease {
 
     /// Ends the lease for `reason`; only the first end counts. Returns whether this call ended it.
     pub(crate) fn end(&self, reason: LossReason) -> bool {
-        self.state.send_if_modified(|state| {
+        self.update(|state| {
             if state.ended.is_some() {
                 return false;
             }
@@ -150,18 +166,19 @@ impl Lease {
         self: &Arc<Self>,
     ) -> impl Future<Output = LossReason> + Send + 'static {
         let lease = Arc::clone(self);
-        let mut rx = lease.state.subscribe();
         async move {
             loop {
-                let state = *rx.borrow_and_update();
-                if let Some(reason) = state.ended {
+                let changed = lease.changed.notified();
+                tokio::pin!(changed);
+                // Registered before reading the state, so a change in between still wakes us.
+                changed.as_mut().enable();
+                if let Some(reason) = lease.ended() {
                     return reason;
                 }
+                let deadline = lease.valid_until();
                 tokio::select! {
-                    _ = rx.changed() => {}
-                    () = tokio::time::sleep_until(state.valid_until) => {
-                        lease.ended();
-                    }
+                    () = changed => {}
+                    () = tokio::time::sleep_until(deadline) => {}
                 }
             }
         }

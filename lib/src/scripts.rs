@@ -39,10 +39,12 @@ script!(
     STATUS = "status.lua"
 );
 
-/// The value a released lock holds while it is reserved for the registered waiters.
-pub(crate) const HANDOFF: &str = "ac-redislock:handoff";
+/// The start of the value a released lock holds while it is reserved for one waiter (the rest
+/// is the waiter's id).
+pub(crate) const HANDOFF_PREFIX: &str = "ac-redislock:handoff:";
 
-/// The pub/sub channel on which releases with waiters are announced (the message is the key).
+/// The pub/sub channel on which releases with waiters are announced. A message is `w` and the
+/// id of the waiter the lock is reserved for, or `k` and a key whose waiters should all retry.
 pub(crate) const RELEASED_CHANNEL: &str = "ac-redislock:released";
 
 #[cfg(test)]
@@ -61,7 +63,13 @@ mod tests {
             assert!(text.contains("-- KEYS[1]: "), "{name}");
             assert!(text.contains("Returns "), "{name}");
         }
-        assert!(include_str!("../lua/acquire.lua").contains(super::HANDOFF));
-        assert!(include_str!("../lua/release.lua").contains(super::HANDOFF));
+        for text in [
+            include_str!("../lua/acquire.lua"),
+            include_str!("../lua/release.lua"),
+            include_str!("../lua/cancel_wait.lua"),
+            include_str!("../lua/status.lua"),
+        ] {
+            assert!(text.contains(super::HANDOFF_PREFIX));
+        }
     }
 }

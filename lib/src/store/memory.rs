@@ -81,8 +81,9 @@ impl MemoryStore {
         f(&mut state, Instant::now())
     }
 
+    /// Wakes every waiter on `key` (a `k` message, as Redis's force release sends).
     fn announce(&self, key: &str) {
-        let _ = self.released.send(Arc::from(key));
+        let _ = self.released.send(Arc::from(format!("k{key}")));
     }
 
     #[cfg(test)]
@@ -193,6 +194,10 @@ impl Store for MemoryStore {
 
     fn releases(&self) -> Option<Releases> {
         Some(self.released.subscribe())
+    }
+
+    fn needs_timer(&self) -> bool {
+        false
     }
 
     fn does_io(&self) -> bool {

@@ -142,7 +142,13 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// before their first attempt, so a release right after it is not missed.
     fn releases(&self) -> Option<Releases>;
 
-    /// Whether calls need the client's command timeout (false for in-process stores).
+    /// Whether calls need the client's own timer for the command timeout: false for in-process
+    /// stores, and for connections that enforce it themselves.
+    fn needs_timer(&self) -> bool {
+        true
+    }
+
+    /// Whether the store talks to a server (false for the in-process store).
     fn does_io(&self) -> bool {
         true
     }
@@ -154,11 +160,17 @@ pub(crate) trait Store: Send + Sync + 'static {
 /// A key with a `}` but no hash tag cannot be wrapped (its `}` would end the tag early); such a
 /// key gets `key` + suffix, which is fine on a single Redis but not in a cluster.
 pub(crate) fn aux_key(key: &str, suffix: &str) -> String {
-    if has_hash_tag(key) || key.contains('}') {
-        format!("{key}{suffix}")
-    } else {
-        format!("{{{key}}}{suffix}")
+    let wrap = !(has_hash_tag(key) || key.contains('}'));
+    let mut aux = String::with_capacity(key.len() + suffix.len() + 2);
+    if wrap {
+        aux.push('{');
     }
+    aux.push_str(key);
+    if wrap {
+        aux.push('}');
+    }
+    aux.push_str(suffix);
+    aux
 }
 
 /// Whether Redis Cluster hashes `key` by a `{tag}`: a `{` followed later by a `}` with at least

@@ -13,9 +13,9 @@ use super::{Acquire, AcquireRequest, BoxFuture, Expiry, Owned, Releases, Store, 
 use crate::scripts::{self, RELEASED_CHANNEL};
 use crate::status::{LockState, LockStatus};
 
-/// How long a released lock stays reserved for the waiters registered when it was released.
-/// A woken waiter takes it within a round trip; the reservation only matters when every
-/// registered waiter has died, and then it delays the next taker by at most this much.
+/// How long a released lock stays reserved for the waiter it was handed to. A woken waiter takes
+/// it within a round trip; the reservation only matters when that waiter has died, and then it
+/// delays the next taker by at most this much.
 pub(crate) const HANDOFF_RESERVATION: Duration = Duration::from_millis(200);
 
 const WAITERS: &str = ":waiters";
@@ -26,14 +26,33 @@ const FENCE: &str = ":fence";
 pub(crate) struct RedisStore<C> {
     conn: C,
     wake: Option<WakeHub>,
+    /// The connection fails a call that takes longer than the command timeout by itself.
+    bounded: bool,
 }
 
-impl<C> RedisStore<C> {
+impl<C: 'static> RedisStore<C> {
     /// A store; with `client`, waiters are woken over pub/sub on a connection of its own.
-    pub(crate) fn new(conn: C, client: Option<redis::Client>) -> Self {
+    /// `bounded` says the connection already fails calls after the command timeout; a
+    /// `MultiplexedConnection` is made so here (on this store's copy of the handle).
+    pub(crate) fn new(
+        mut conn: C,
+        client: Option<redis::Client>,
+        bounded: bool,
+        timeout: Duration,
+    ) -> Self {
+        let any: &mut dyn std::any::Any = &mut conn;
+        let bounded = match any.downcast_mut::<redis::aio::MultiplexedConnection>() {
+            Some(multiplexed) => {
+                // Cheaper than a second timer around every call.
+                multiplexed.set_response_timeout(timeout);
+                true
+            }
+            None => bounded,
+        };
         Self {
             conn,
             wake: client.map(WakeHub::new),
+            bounded,
         }
     }
 }
@@ -167,6 +186,8 @@ where
                 .key(key)
                 .key(aux_key(key, WAITERS))
                 .arg(waiter)
+                .arg(HANDOFF_RESERVATION.as_millis() as u64)
+                .arg(RELEASED_CHANNEL)
                 .invoke_async(&mut conn)
                 .await?;
             Ok(())
@@ -175,6 +196,10 @@ where
 
     fn releases(&self) -> Option<Releases> {
         self.wake.as_ref().and_then(WakeHub::subscribe)
+    }
+
+    fn needs_timer(&self) -> bool {
+        !self.bounded
     }
 }
 
@@ -258,7 +283,7 @@ async fn subscriber(client: redis::Client, tx: broadcast::Sender<Arc<str>>) {
             && pubsub.subscribe(RELEASED_CHANNEL).await.is_ok()
         {
             backoff = Duration::from_millis(50);
-            // Releases may have gone unheard while we were away: wake every waiter once.
+            // Releases may have gone unheard while we were away: wake every waiter once ("").
             let _ = tx.send(Arc::from(""));
             let mut messages = pubsub.into_on_message();
             while let Some(message) = messages.next().await {
