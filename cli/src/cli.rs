@@ -33,8 +33,8 @@ pub(crate) struct Cli {
 /// Options every subcommand takes.
 #[derive(Debug, Args)]
 pub(crate) struct Global {
-    /// Redis URL: redis://[user:password@]host[:port][/db], rediss:// for TLS, or
-    /// unix:///path/to/redis.sock. The password is never printed.
+    /// Redis URL, such as redis://127.0.0.1:6379/0 or redis://user:password@host:6379, rediss://
+    /// for TLS, or unix:///path/to/redis.sock. The password is never printed.
     #[arg(
         long,
         global = true,
