@@ -296,3 +296,36 @@ async fn a_key_of_another_type_is_a_clear_error_and_is_left_untouched() {
         .unwrap();
     assert_eq!(list, ["a", "b", "c"], "the list is untouched");
 }
+
+/// The behaviour suites run as the restricted user of `support::LOCKER_ACL` (the README's ACL
+/// line); this checks that the user really is restricted, so that those runs prove the crate
+/// needs nothing more.
+#[tokio::test]
+async fn the_restricted_user_of_the_suites_can_do_nothing_else() {
+    let mut locker = support::locker_conn(support::shared()).await;
+    for cmd in [
+        redis::cmd("FLUSHALL"),
+        redis::cmd("KEYS").arg("*").clone(),
+        redis::cmd("CONFIG").arg("GET").arg("*").clone(),
+        redis::cmd("SCRIPT").arg("FLUSH").clone(),
+        redis::cmd("INCR").arg("x").clone(),
+        redis::cmd("SUBSCRIBE").arg("other-channel").clone(),
+    ] {
+        let err = cmd
+            .query_async::<redis::Value>(&mut locker)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some("NOPERM"), "{cmd:?}: {err}");
+    }
+    // And it is the user the fixtures use: a lock taken through them shows up as its work.
+    let fx = Fixture::new(Backend::Redis).await;
+    let key = unique_key("acl");
+    fx.locks.lock_key(LockParams::new(&key)).await.unwrap();
+    let mut raw = fx.raw().unwrap();
+    let clients: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(clients.contains("user=locker"), "{clients}");
+}

@@ -15,20 +15,45 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 pub use server::{Listen, RedisServer};
 
 /// The server shared by the tests of one test binary, started on first use. It dies with the
-/// process (see `server::spawn_tied_to_this_process`).
+/// process (see `server::spawn_tied_to_this_process`). It has the restricted user
+/// [`LOCKER_ACL`], as which [`Fixture`] clients connect.
 pub fn shared() -> &'static RedisServer {
     static SHARED: OnceLock<RedisServer> = OnceLock::new();
     SHARED.get_or_init(|| {
         let base = shared_base();
-        match RedisServer::try_start(Listen::Unix, &[], Some(&base)) {
+        let server = match RedisServer::try_start(Listen::Unix, &[], Some(&base)) {
             Ok(server) => server,
             Err(err) => panic!(
                 "could not start {} for the tests ({err}); install it (apt-get install \
                  redis-server) or set REDISLOCK_SERVER_BIN",
                 server::server_bin()
             ),
+        };
+        let mut admin = redis::Client::open(server.url())
+            .and_then(|client| client.get_connection())
+            .unwrap_or_else(|err| panic!("no admin connection to the shared server: {err}"));
+        let mut acl = redis::cmd("ACL");
+        acl.arg("SETUSER").arg("locker");
+        for rule in LOCKER_ACL.split_whitespace() {
+            acl.arg(rule);
         }
+        let _: () = acl
+            .query(&mut admin)
+            .unwrap_or_else(|err| panic!("ACL SETUSER locker {LOCKER_ACL}: {err}"));
+        server
     })
+}
+
+/// The ACL rules of the least-privileged user the crate works with: the README's line. Every
+/// behaviour test on the shared server runs as this user.
+pub const LOCKER_ACL: &str = "on >locker-secret resetkeys ~* resetchannels \
+    &ac-redislock:released -@all +get +set +del +type +pttl +pexpire +exists +time +zadd +zrem \
+    +zcard +zrange +zremrangebyscore +publish +subscribe +evalsha +eval +script|load +ping \
+    +hello +select";
+
+/// The shared server's URL for the restricted user.
+pub fn locker_url(server: &RedisServer) -> String {
+    format!("{}?user=locker&pass=locker-secret", server.url())
 }
 
 fn shared_base() -> PathBuf {
@@ -46,6 +71,15 @@ pub fn unique_key(what: &str) -> String {
 }
 
 /// A plain connection to a server, for checks and for playing the Node original.
+pub async fn locker_conn(server: &RedisServer) -> MultiplexedConnection {
+    redis::Client::open(locker_url(server))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// A plain connection (default user) to a server.
 pub async fn raw_conn(server: &RedisServer) -> MultiplexedConnection {
     redis::Client::open(server.url())
         .unwrap()
@@ -179,9 +213,10 @@ impl Fixture {
             Backend::Redis => {
                 let server = shared();
                 let raw = raw_conn(server).await;
-                let recorder = Recorder::new(raw_conn(server).await);
+                // The client runs as the restricted user; checks use the default user.
+                let recorder = Recorder::new(locker_conn(server).await);
                 let sent = recorder.log();
-                let pubsub = redis::Client::open(server.url()).unwrap();
+                let pubsub = redis::Client::open(locker_url(server)).unwrap();
                 Self {
                     locks: builder.pubsub_client(pubsub).build(recorder).unwrap(),
                     backend,
