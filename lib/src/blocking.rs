@@ -691,6 +691,38 @@ impl RedisLockBuilder {
         self.map(|b| b.max_expires(max))
     }
 
+    /// See [`crate::RedisLockBuilder::tls_root_certificate`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let ca = std::fs::read("/etc/redis/ca.crt").unwrap();
+    /// let builder = ac_redislock::blocking::RedisLock::builder().tls_root_certificate(ca);
+    /// ```
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_root_certificate(self, pem: impl Into<Vec<u8>>) -> Self {
+        self.map(|b| b.tls_root_certificate(pem))
+    }
+
+    /// See [`crate::RedisLockBuilder::tls_client_certificate`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let (cert, key) = (std::fs::read("client.crt").unwrap(), std::fs::read("client.key").unwrap());
+    /// let builder = ac_redislock::blocking::RedisLock::builder().tls_client_certificate(cert, key);
+    /// ```
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_client_certificate(
+        self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.map(|b| b.tls_client_certificate(cert_pem, key_pem))
+    }
+
     fn map(self, f: impl FnOnce(crate::RedisLockBuilder) -> crate::RedisLockBuilder) -> Self {
         Self {
             inner: f(self.inner),

@@ -679,6 +679,23 @@ impl fmt::Display for ErrorChain<'_> {
 pub struct RedisLockBuilder {
     config: Config,
     pubsub: Option<redis::Client>,
+    tls: Option<TlsConfig>,
+}
+
+/// Certificates for `rediss://` connections. Its `Debug` shows no key material.
+#[derive(Clone, Default)]
+struct TlsConfig {
+    root_cert: Option<Vec<u8>>,
+    client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("root_cert", &self.root_cert.as_ref().map(|_| "<pem>"))
+            .field("client", &self.client.as_ref().map(|_| "<cert and key>"))
+            .finish()
+    }
 }
 
 impl RedisLockBuilder {
@@ -773,6 +790,52 @@ impl RedisLockBuilder {
         self
     }
 
+    /// Trusts the CA in `pem` (a PEM certificate) for `rediss://` URLs, instead of the system's
+    /// root certificates. A server whose certificate does not chain to it is refused: there is
+    /// never a fallback to plaintext.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ca = std::fs::read("/etc/redis/ca.crt")?;
+    /// # let _ = async {
+    /// let locks = ac_redislock::RedisLock::builder()
+    ///     .tls_root_certificate(ca)
+    ///     .build_from_url("rediss://redis.internal:6380/")?;
+    /// # Ok::<(), ac_redislock::LockError>(()) };
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.get_or_insert_with(TlsConfig::default).root_cert = Some(pem.into());
+        self
+    }
+
+    /// Presents this client certificate and key (both PEM) to `rediss://` servers that require
+    /// one (`tls-auth-clients yes`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (cert, key) = (std::fs::read("client.crt")?, std::fs::read("client.key")?);
+    /// let builder = ac_redislock::RedisLock::builder().tls_client_certificate(cert, key);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_client_certificate(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls.get_or_insert_with(TlsConfig::default).client =
+            Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
     /// Gives a client on your own connection ([`build`](Self::build)) a way to open its
     /// pub/sub connection, so that waiters wake up when a lock is released instead of polling.
     /// Clients made from a URL have it already.
@@ -831,7 +894,7 @@ impl RedisLockBuilder {
     /// ```
     pub fn build_from_url(self, url: &str) -> Result<RedisLock> {
         self.validate()?;
-        let client = open_client(url)?;
+        let client = open_client(url, self.tls.as_ref())?;
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(InvalidInput::NoRuntime.into());
         }
@@ -892,7 +955,7 @@ impl RedisLockBuilder {
 }
 
 /// Parses a Redis URL into a client without ever echoing the URL (it may carry a password).
-pub(crate) fn open_client(url: &str) -> Result<redis::Client> {
+fn open_client(url: &str, tls: Option<&TlsConfig>) -> Result<redis::Client> {
     let scheme = url.split_once("://").map(|(scheme, _)| scheme);
     match scheme {
         Some("redis" | "unix" | "redis+unix" | "valkey" | "valkey+unix") => {}
@@ -910,6 +973,17 @@ pub(crate) fn open_client(url: &str) -> Result<redis::Client> {
             .into());
         }
     }
+    let tls_scheme = matches!(scheme, Some("rediss" | "valkeys"));
+    if let Some(tls) = tls {
+        if !tls_scheme {
+            // Certificates mean TLS was wanted: never connect in plaintext instead.
+            return Err(InvalidInput::Url(
+                "TLS certificates were given for a URL without TLS: use rediss://".into(),
+            )
+            .into());
+        }
+        return open_tls_client(url, tls);
+    }
     // redis-rs's error is dropped on purpose: nothing of the URL may come along.
     redis::Client::open(url).map_err(|_| {
         InvalidInput::Url(
@@ -919,6 +993,36 @@ pub(crate) fn open_client(url: &str) -> Result<redis::Client> {
         )
         .into()
     })
+}
+
+#[cfg(feature = "tls")]
+fn open_tls_client(url: &str, tls: &TlsConfig) -> Result<redis::Client> {
+    let certificates = redis::TlsCertificates {
+        client_tls: tls
+            .client
+            .as_ref()
+            .map(|(cert, key)| redis::ClientTlsConfig {
+                client_cert: cert.clone(),
+                client_key: key.clone(),
+            }),
+        root_cert: tls.root_cert.clone(),
+    };
+    redis::Client::build_with_tls(url, certificates).map_err(|err| {
+        let what = if err.kind() == redis::ErrorKind::InvalidClientConfig {
+            "the certificates or the URL could not be used"
+        } else {
+            "it does not parse"
+        };
+        InvalidInput::Url(format!(
+            "{what} (PEM certificates and a rediss:// URL are needed)"
+        ))
+        .into()
+    })
+}
+
+#[cfg(not(feature = "tls"))]
+fn open_tls_client(_url: &str, _tls: &TlsConfig) -> Result<redis::Client> {
+    Err(InvalidInput::Url("rediss:// needs the `tls` feature of ac-redislock".into()).into())
 }
 
 #[cfg(test)]
@@ -941,7 +1045,7 @@ mod tests {
             "redis://:hunter2@[::1:6379/",
             "redis://:hunter2@host:notaport/",
         ] {
-            let err = open_client(url).unwrap_err();
+            let err = open_client(url, None).unwrap_err();
             assert!(
                 matches!(err, LockError::InvalidInput(InvalidInput::Url(_))),
                 "{url}: {err:?}"
