@@ -213,7 +213,7 @@ impl RedisLock {
     /// the drift margin.
     pub(crate) fn check_lease_ttl(&self, ttl: Duration) -> Result<Duration> {
         let ttl = self.check_expires(ttl)?.as_duration();
-        if ttl <= drift(ttl) + Duration::from_millis(1) {
+        if ttl <= drift(ttl, self.store().drift_factor()) + Duration::from_millis(1) {
             return Err(InvalidInput::ExpiryTooShort(ttl).into());
         }
         Ok(ttl)
@@ -227,6 +227,13 @@ impl RedisLock {
     ) -> Result<LockGuard> {
         let wire = self.wire_key(key)?.into_owned();
         let ttl = self.check_lease_ttl(options.ttl)?;
+        if options.fencing && !self.store().supports_fencing() {
+            return Err(InvalidInput::Setting {
+                name: "fencing",
+                reason: "Redlock cannot issue fencing tokens: its nodes count independently",
+            }
+            .into());
+        }
         let renewal = self.renewal(options, mode, ttl)?;
         let wait = match mode {
             Mode::Try => Duration::ZERO,
@@ -281,7 +288,7 @@ impl RedisLock {
                     cleanup.disarm();
                     drop(cleanup);
                     crate::client::event_at!(level, key = ?key, ttl = ?ttl, outcome = "acquired", "lock attempt");
-                    let lease = Lease::new(sent, ttl);
+                    let lease = Lease::new(sent, ttl, self.store().drift_factor());
                     let renewal = renewal.map(|(interval, max_hold)| Renewal {
                         ttl,
                         interval,
@@ -355,7 +362,7 @@ impl RedisLock {
             return Ok(None);
         }
         let interval = options.renew_interval.unwrap_or(ttl / 3);
-        let validity = ttl.saturating_sub(drift(ttl));
+        let validity = ttl.saturating_sub(drift(ttl, self.store().drift_factor()));
         if interval.is_zero() || interval >= validity {
             return Err(InvalidInput::Setting {
                 name: "renew_interval",

@@ -5,7 +5,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::RedisResult;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use tracing::Level;
 
@@ -13,7 +12,7 @@ use crate::error::{InvalidInput, LockError, Result, UnavailableReason};
 use crate::params::{LockParams, ReleaseParams};
 use crate::store::memory::MemoryStore;
 use crate::store::redis_store::RedisStore;
-use crate::store::{Acquire, AcquireRequest, BoxFuture, Expiry, Owned, Store};
+use crate::store::{Acquire, AcquireRequest, BoxFuture, Expiry, Owned, Store, StoreResult};
 use crate::token::new_token;
 
 /// Default time a single Redis call may take before it fails with
@@ -27,6 +26,10 @@ pub const DEFAULT_MAX_VALUE_LEN: usize = 1024;
 /// lock that outlives its holder by a day); raise it with
 /// [`RedisLockBuilder::max_expires`] if you mean it.
 pub const DEFAULT_MAX_EXPIRES: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Default time a Redlock node may take to answer before it counts as failed: 50 ms, the upper
+/// end of what the Redlock description suggests for a 10 s lease.
+pub const DEFAULT_REDLOCK_NODE_TIMEOUT: Duration = Duration::from_millis(50);
 
 /// Emits a `tracing` event at a level chosen at run time (the macros want a constant).
 macro_rules! event_at {
@@ -104,6 +107,8 @@ struct Config {
     max_key_len: usize,
     max_value_len: usize,
     max_expires: Duration,
+    redlock_node_timeout: Duration,
+    drift_factor: f64,
 }
 
 impl Default for Config {
@@ -116,6 +121,8 @@ impl Default for Config {
             max_key_len: DEFAULT_MAX_KEY_LEN,
             max_value_len: DEFAULT_MAX_VALUE_LEN,
             max_expires: DEFAULT_MAX_EXPIRES,
+            redlock_node_timeout: DEFAULT_REDLOCK_NODE_TIMEOUT,
+            drift_factor: crate::lease::DEFAULT_DRIFT_FACTOR,
         }
     }
 }
@@ -505,7 +512,7 @@ impl RedisLock {
     }
 
     /// Runs one store call under the command timeout and maps its error.
-    pub(crate) async fn call<T>(&self, key: &str, fut: BoxFuture<'_, RedisResult<T>>) -> Result<T> {
+    pub(crate) async fn call<T>(&self, key: &str, fut: BoxFuture<'_, StoreResult<T>>) -> Result<T> {
         let timeout = self.inner.config.command_timeout;
         let result = if self.inner.store.needs_timer() {
             tokio::time::timeout(timeout, fut)
@@ -514,7 +521,7 @@ impl RedisLock {
         } else {
             fut.await
         };
-        result.map_err(|err| match LockError::from_redis(err, key) {
+        result.map_err(|err| match LockError::from_store(err, key) {
             // The connection's own timer fired: it is the command timeout.
             LockError::Unavailable {
                 reason: UnavailableReason::Timeout(after),
@@ -657,7 +664,9 @@ impl fmt::Display for ErrorChain<'_> {
 /// - `command_timeout`: [`DEFAULT_COMMAND_TIMEOUT`] (3 s);
 /// - `max_key_len`: [`DEFAULT_MAX_KEY_LEN`] (1 KiB, prefix included);
 /// - `max_value_len`: [`DEFAULT_MAX_VALUE_LEN`] (1 KiB);
-/// - `max_expires`: [`DEFAULT_MAX_EXPIRES`] (24 h).
+/// - `max_expires`: [`DEFAULT_MAX_EXPIRES`] (24 h);
+/// - `redlock_node_timeout`: [`DEFAULT_REDLOCK_NODE_TIMEOUT`] (50 ms);
+/// - `drift_factor`: 0.01.
 ///
 /// # Examples
 ///
@@ -854,6 +863,144 @@ impl RedisLockBuilder {
         self
     }
 
+    /// Sets how long a Redlock node may take to answer before it counts as failed
+    /// ([`build_redlock`](Self::build_redlock)); default [`DEFAULT_REDLOCK_NODE_TIMEOUT`].
+    /// Keep it far below the lease: the validity left after an attempt is the ttl minus the
+    /// time the attempt took.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let builder = ac_redislock::RedisLock::builder().redlock_node_timeout(Duration::from_millis(20));
+    /// ```
+    pub fn redlock_node_timeout(mut self, timeout: Duration) -> Self {
+        self.config.redlock_node_timeout = timeout;
+        self
+    }
+
+    /// Sets the clock-drift margin as a share of the ttl (default 0.01: a lease's validity is
+    /// `ttl - elapsed - (0.01 * ttl + 2 ms)`). Used by Redlock, where the nodes' clocks count.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = ac_redislock::RedisLock::builder().drift_factor(0.02);
+    /// ```
+    pub fn drift_factor(mut self, factor: f64) -> Self {
+        self.config.drift_factor = factor;
+        self
+    }
+
+    /// Builds a Redlock client over independent Redis masters, one URL each (see
+    /// `## Redlock` in the crate docs for what it does and does not promise).
+    ///
+    /// A lock is granted when a majority (N/2 + 1) of the nodes granted it, each answering
+    /// within the [node timeout](Self::redlock_node_timeout), and time is left of the lease
+    /// (`ttl - elapsed - drift`); a failed attempt is released on every node before the call
+    /// returns. Extending needs a majority too; releasing is sent to every node. The guard
+    /// API, renewal and waiting work unchanged (waiters poll: there is no release wake-up
+    /// across nodes). Fencing tokens are refused: independent counters cannot be monotonic.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput`](LockError::InvalidInput) for no URL, a bad URL, TLS and plain URLs
+    /// mixed, or outside a Tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() -> ac_redislock::Result<()> {
+    /// let locks = ac_redislock::RedisLock::builder().build_redlock(&[
+    ///     "redis://10.0.0.1:6379/",
+    ///     "redis://10.0.0.2:6379/",
+    ///     "redis://10.0.0.3:6379/",
+    /// ])?;
+    /// let guard = locks.acquire("reports:daily").await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn build_redlock(self, urls: &[&str]) -> Result<RedisLock> {
+        self.validate()?;
+        if urls.is_empty() {
+            return Err(InvalidInput::Url("Redlock needs at least one node URL".into()).into());
+        }
+        let tls = urls.iter().filter(|u| u.starts_with("rediss://")).count();
+        if tls != 0 && tls != urls.len() {
+            return Err(InvalidInput::Url(
+                "Redlock nodes mix TLS (rediss://) and plain URLs; use one kind".into(),
+            )
+            .into());
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(InvalidInput::NoRuntime.into());
+        }
+        let mut nodes: Vec<Box<dyn Store>> = Vec::with_capacity(urls.len());
+        for url in urls {
+            let client = open_client(url, self.tls.as_ref())?;
+            let manager = self.connection_manager(client)?;
+            let timeout = self.config.command_timeout;
+            nodes.push(Box::new(RedisStore::new(manager, None, true, timeout)));
+        }
+        let store = crate::store::redlock::RedlockStore::new(
+            nodes,
+            self.config.redlock_node_timeout,
+            self.config.drift_factor,
+        );
+        Ok(RedisLock::with_store(Box::new(store), self.config))
+    }
+
+    /// Builds a Redlock client over your own connections, one per independent master (see
+    /// [`build_redlock`](Self::build_redlock)).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput`](LockError::InvalidInput) for no connection or a bad setting.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(urls: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut conns = Vec::new();
+    /// for url in &urls {
+    ///     conns.push(redis::Client::open(url.as_str())?.get_multiplexed_async_connection().await?);
+    /// }
+    /// let locks = ac_redislock::RedisLock::builder().build_redlock_on(conns)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn build_redlock_on<C>(self, conns: Vec<C>) -> Result<RedisLock>
+    where
+        C: ConnectionLike + Clone + Send + Sync + 'static,
+    {
+        self.validate()?;
+        if conns.is_empty() {
+            return Err(InvalidInput::Url("Redlock needs at least one node".into()).into());
+        }
+        let timeout = self.config.command_timeout;
+        let nodes = conns
+            .into_iter()
+            .map(|conn| Box::new(RedisStore::new(conn, None, false, timeout)) as Box<dyn Store>)
+            .collect();
+        let store = crate::store::redlock::RedlockStore::new(
+            nodes,
+            self.config.redlock_node_timeout,
+            self.config.drift_factor,
+        );
+        Ok(RedisLock::with_store(Box::new(store), self.config))
+    }
+
+    /// The reconnecting connection of a client made from a URL: one connection attempt per
+    /// call, bounded like the reply by the command timeout, so the manager enforces the
+    /// timeout itself, and a call that finds the connection broken starts the next attempt.
+    fn connection_manager(&self, client: redis::Client) -> Result<ConnectionManager> {
+        let timeout = self.config.command_timeout;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(0);
+        ConnectionManager::new_lazy_with_config(client, manager_config)
+            .map_err(|err| InvalidInput::Url(err.to_string()).into())
+    }
+
     /// Builds a client on your redis-rs async connection (see [`RedisLock::new`]).
     ///
     /// # Errors
@@ -899,15 +1046,7 @@ impl RedisLockBuilder {
             return Err(InvalidInput::NoRuntime.into());
         }
         let timeout = self.config.command_timeout;
-        // One connection attempt per call, bounded like the reply by the command timeout: the
-        // manager then enforces the timeout itself, and a call that finds the connection
-        // broken starts the next attempt.
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(0);
-        let manager = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
-            .map_err(|err| InvalidInput::Url(err.to_string()))?;
+        let manager = self.connection_manager(client.clone())?;
         let store = RedisStore::new(manager, Some(client), true, timeout);
         Ok(RedisLock::with_store(Box::new(store), self.config))
     }
@@ -949,6 +1088,12 @@ impl RedisLockBuilder {
         }
         if config.max_expires < Duration::from_millis(1) {
             return bad("max_expires", "must be at least 1ms");
+        }
+        if config.redlock_node_timeout.is_zero() {
+            return bad("redlock_node_timeout", "must be above zero");
+        }
+        if !(0.0..0.5).contains(&config.drift_factor) {
+            return bad("drift_factor", "must be at least 0 and below 0.5");
         }
         Ok(())
     }

@@ -116,6 +116,19 @@ pub enum LockError {
         source: Option<RedisError>,
     },
 
+    /// Redlock: fewer nodes than a majority granted the lock (or agreed to extend it), because
+    /// nodes failed or did not answer in time. Every node was asked to release what it granted.
+    #[error("Redlock quorum not reached: {granted} of {needed} nodes needed")]
+    QuorumNotReached {
+        /// Nodes that agreed.
+        granted: usize,
+        /// The majority needed: N/2 + 1.
+        needed: usize,
+        /// A node's error, when one failed.
+        #[source]
+        source: Option<RedisError>,
+    },
+
     /// Redis answered with an error this crate does not map to a lock outcome (for example
     /// `NOPERM` from an ACL, or `OOM`). The server's message is the `source`.
     #[error("Redis replied with an error{}", code_suffix(.0))]
@@ -157,7 +170,7 @@ impl LockError {
             Self::NotOwner { .. } | Self::WrongType { .. } => 409,
             Self::NotHeld { .. } | Self::Lost { .. } => 410,
             Self::InvalidInput(_) => 400,
-            Self::Unavailable { .. } => 503,
+            Self::Unavailable { .. } | Self::QuorumNotReached { .. } => 503,
             Self::Redis(_) => 502,
             Self::Entropy(_) => 500,
         }
@@ -179,7 +192,8 @@ impl LockError {
     }
 
     /// Returns `true` when the error comes from the backend rather than from the lock:
-    /// [`Unavailable`](Self::Unavailable) or [`Redis`](Self::Redis).
+    /// [`Unavailable`](Self::Unavailable), [`QuorumNotReached`](Self::QuorumNotReached) or
+    /// [`Redis`](Self::Redis).
     ///
     /// # Examples
     ///
@@ -190,7 +204,26 @@ impl LockError {
     /// ```
     #[must_use]
     pub fn is_backend(&self) -> bool {
-        matches!(self, Self::Unavailable { .. } | Self::Redis(_))
+        matches!(
+            self,
+            Self::Unavailable { .. } | Self::Redis(_) | Self::QuorumNotReached { .. }
+        )
+    }
+
+    /// Classifies a store error.
+    pub(crate) fn from_store(err: crate::store::StoreError, key: &str) -> Self {
+        match err {
+            crate::store::StoreError::Redis(err) => Self::from_redis(err, key),
+            crate::store::StoreError::Quorum {
+                granted,
+                needed,
+                source,
+            } => Self::QuorumNotReached {
+                granted,
+                needed,
+                source,
+            },
+        }
     }
 
     /// Classifies a redis-rs error: connection trouble becomes `Unavailable`, `WRONGTYPE`

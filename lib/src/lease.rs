@@ -51,15 +51,19 @@ impl fmt::Display for LossReason {
     }
 }
 
-/// The margin taken off every lease for clock drift between us and Redis: 1% of the ttl plus
-/// 2 ms, as Redlock's analysis suggests.
-pub(crate) fn drift(ttl: Duration) -> Duration {
-    ttl / 100 + Duration::from_millis(2)
+/// The share of a ttl taken off every lease for clock drift between us and Redis, by default:
+/// 1%, plus 2 ms, as Redlock's analysis suggests.
+pub(crate) const DEFAULT_DRIFT_FACTOR: f64 = 0.01;
+
+/// The margin taken off a lease of `ttl` for clock drift: `ttl * factor + 2 ms`.
+pub(crate) fn drift(ttl: Duration, factor: f64) -> Duration {
+    let share = Duration::try_from_secs_f64(ttl.as_secs_f64() * factor).unwrap_or(ttl);
+    share.saturating_add(Duration::from_millis(2))
 }
 
 /// The instant a lease granted by a command sent at `start` stops being trusted.
-pub(crate) fn valid_until(start: Instant, ttl: Duration) -> Instant {
-    start + ttl.saturating_sub(drift(ttl))
+pub(crate) fn valid_until(start: Instant, ttl: Duration, factor: f64) -> Instant {
+    start + ttl.saturating_sub(drift(ttl, factor))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -78,13 +82,15 @@ struct State {
 pub(crate) struct Lease {
     state: Mutex<State>,
     changed: Notify,
+    drift_factor: f64,
 }
 
 impl Lease {
-    pub(crate) fn new(start: Instant, ttl: Duration) -> Arc<Self> {
+    pub(crate) fn new(start: Instant, ttl: Duration, drift_factor: f64) -> Arc<Self> {
         Arc::new(Self {
+            drift_factor,
             state: Mutex::new(State {
-                valid_until: valid_until(start, ttl),
+                valid_until: valid_until(start, ttl, drift_factor),
                 since: start,
                 ended: None,
                 at_deadline: LossReason::Expired,
@@ -144,7 +150,7 @@ impl Lease {
                 return false;
             }
             state.since = start;
-            state.valid_until = valid_until(start, ttl);
+            state.valid_until = valid_until(start, ttl, self.drift_factor);
             state.at_deadline = LossReason::Expired;
             true
         });
@@ -192,7 +198,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_lease_without_renewal_ends_at_its_deadline_exactly_once() {
         let start = Instant::now();
-        let lease = Lease::new(start, Duration::from_secs(10));
+        let lease = Lease::new(start, Duration::from_secs(10), DEFAULT_DRIFT_FACTOR);
         assert_eq!(lease.valid_until(), start + Duration::from_millis(9898));
         let lost = tokio::spawn(lease.until_ended());
         tokio::time::sleep(Duration::from_millis(9897)).await;
@@ -211,13 +217,16 @@ mod tests {
     async fn renewals_move_the_deadline_and_stale_ones_are_ignored() {
         let start = Instant::now();
         let ttl = Duration::from_secs(3);
-        let lease = Lease::new(start, ttl);
+        let lease = Lease::new(start, ttl, DEFAULT_DRIFT_FACTOR);
         let lost = tokio::spawn(lease.until_ended());
         tokio::time::sleep(Duration::from_secs(2)).await;
         let renewal = Instant::now();
         lease.renewed(renewal, ttl);
         lease.renewed(start, Duration::from_secs(100)); // older than the one recorded
-        assert_eq!(lease.valid_until(), valid_until(renewal, ttl));
+        assert_eq!(
+            lease.valid_until(),
+            valid_until(renewal, ttl, DEFAULT_DRIFT_FACTOR)
+        );
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(
             lease.is_held(),
@@ -235,7 +244,12 @@ mod tests {
 
     #[test]
     fn drift_is_one_percent_plus_two_ms() {
+        let drift = |ttl| drift(ttl, DEFAULT_DRIFT_FACTOR);
         assert_eq!(drift(Duration::from_secs(10)), Duration::from_millis(102));
         assert_eq!(drift(Duration::from_millis(100)), Duration::from_millis(3));
+        assert_eq!(
+            super::drift(Duration::from_secs(10), 0.05),
+            Duration::from_millis(502)
+        );
     }
 }

@@ -115,7 +115,7 @@ mod token;
 
 pub use client::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_MAX_EXPIRES, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_LEN,
-    RedisLock, RedisLockBuilder,
+    DEFAULT_REDLOCK_NODE_TIMEOUT, RedisLock, RedisLockBuilder,
 };
 pub use error::{InvalidInput, LockError, Result, UnavailableReason};
 pub use guard::LockGuard;

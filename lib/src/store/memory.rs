@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::RedisResult;
 use tokio::sync::broadcast;
 
-use super::{Acquire, AcquireRequest, BoxFuture, Owned, Releases, Store};
+use super::{Acquire, AcquireRequest, BoxFuture, Owned, Releases, Store, StoreResult};
 use crate::status::{LockState, LockStatus};
 
 pub(crate) struct MemoryStore {
@@ -92,12 +91,12 @@ impl MemoryStore {
     }
 }
 
-fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, RedisResult<T>> {
+fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, StoreResult<T>> {
     Box::pin(std::future::ready(Ok(value)))
 }
 
 impl Store for MemoryStore {
-    fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> BoxFuture<'a, RedisResult<Acquire>> {
+    fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> BoxFuture<'a, StoreResult<Acquire>> {
         let outcome = self.with_state(|state, now| {
             if let Some(holder) = state.live(req.key, now) {
                 let pttl = holder.expires_at.saturating_duration_since(now);
@@ -115,7 +114,7 @@ impl Store for MemoryStore {
         ready(outcome)
     }
 
-    fn release<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, RedisResult<Owned>> {
+    fn release<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, StoreResult<Owned>> {
         let outcome = self.with_state(|state, now| match state.live(key, now) {
             None => Owned::NotHeld,
             Some(entry) if entry.value != value => Owned::NotOwner,
@@ -135,7 +134,7 @@ impl Store for MemoryStore {
         key: &'a str,
         value: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, RedisResult<Owned>> {
+    ) -> BoxFuture<'a, StoreResult<Owned>> {
         let outcome = self.with_state(|state, now| match state.live(key, now) {
             None => Owned::NotHeld,
             Some(entry) if entry.value != value => Owned::NotOwner,
@@ -147,7 +146,7 @@ impl Store for MemoryStore {
         ready(outcome)
     }
 
-    fn force_release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, RedisResult<bool>> {
+    fn force_release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
         let existed = self.with_state(|state, now| {
             let live = state.live(key, now).is_some();
             state.entries.remove(key);
@@ -159,12 +158,12 @@ impl Store for MemoryStore {
         ready(existed)
     }
 
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, RedisResult<Option<String>>> {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
         let value = self.with_state(|state, now| state.live(key, now).map(|e| e.value.clone()));
         ready(value)
     }
 
-    fn status<'a>(&'a self, key: &'a str) -> BoxFuture<'a, RedisResult<LockStatus>> {
+    fn status<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<LockStatus>> {
         let status = self.with_state(|state, now| {
             let ttl = state
                 .live(key, now)
@@ -187,7 +186,7 @@ impl Store for MemoryStore {
         &'a self,
         _key: &'a str,
         _waiter: &'a str,
-    ) -> BoxFuture<'a, RedisResult<()>> {
+    ) -> BoxFuture<'a, StoreResult<()>> {
         // Waiters are not registered here: every release is announced.
         ready(())
     }

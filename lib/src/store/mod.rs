@@ -6,11 +6,53 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::RedisResult;
+use redis::RedisError;
 use tokio::sync::broadcast;
 
 pub(crate) mod memory;
 pub(crate) mod redis_store;
+pub(crate) mod redlock;
+
+/// What a store call can fail with: a Redis error, or (Redlock) too few nodes agreeing.
+#[derive(Debug)]
+pub(crate) enum StoreError {
+    Redis(RedisError),
+    Quorum {
+        granted: usize,
+        needed: usize,
+        /// A node's error, when errors (rather than refusals) kept the quorum from forming.
+        source: Option<RedisError>,
+    },
+}
+
+impl From<RedisError> for StoreError {
+    fn from(err: RedisError) -> Self {
+        Self::Redis(err)
+    }
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Redis(err) => err.fmt(f),
+            Self::Quorum {
+                granted, needed, ..
+            } => write!(f, "{granted} of the {needed} nodes needed agreed"),
+        }
+    }
+}
+
+impl StoreError {
+    pub(crate) fn is_timeout(&self) -> bool {
+        match self {
+            Self::Redis(err) => err.is_timeout(),
+            Self::Quorum { source, .. } => source.as_ref().is_some_and(RedisError::is_timeout),
+        }
+    }
+}
+
+/// The result of a store call.
+pub(crate) type StoreResult<T> = Result<T, StoreError>;
 
 /// A boxed, sendable future: what a [`Store`] method returns, so stores can sit behind `dyn`.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -113,10 +155,10 @@ pub(crate) type Releases = broadcast::Receiver<Arc<str>>;
 /// The atomic primitives every store provides. Keys are wire keys (prefix included).
 pub(crate) trait Store: Send + Sync + 'static {
     /// Takes the lock if it is free (see [`AcquireRequest`]).
-    fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> BoxFuture<'a, RedisResult<Acquire>>;
+    fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> BoxFuture<'a, StoreResult<Acquire>>;
 
     /// Deletes `key` if it holds `value`, in one atomic step (handing it to waiters if any).
-    fn release<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, RedisResult<Owned>>;
+    fn release<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, StoreResult<Owned>>;
 
     /// Sets a new expiry on `key` if it holds `value`; never creates the key.
     fn extend<'a>(
@@ -124,23 +166,35 @@ pub(crate) trait Store: Send + Sync + 'static {
         key: &'a str,
         value: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, RedisResult<Owned>>;
+    ) -> BoxFuture<'a, StoreResult<Owned>>;
 
     /// Deletes `key` whatever it holds; `true` if there was a key.
-    fn force_release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, RedisResult<bool>>;
+    fn force_release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<bool>>;
 
     /// Reads the value at `key`.
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, RedisResult<Option<String>>>;
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>>;
 
     /// A read-only snapshot of the lock.
-    fn status<'a>(&'a self, key: &'a str) -> BoxFuture<'a, RedisResult<crate::status::LockStatus>>;
+    fn status<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<crate::status::LockStatus>>;
 
     /// Drops a waiter's registration.
-    fn cancel_wait<'a>(&'a self, key: &'a str, waiter: &'a str) -> BoxFuture<'a, RedisResult<()>>;
+    fn cancel_wait<'a>(&'a self, key: &'a str, waiter: &'a str) -> BoxFuture<'a, StoreResult<()>>;
 
     /// Subscribes to release announcements, if this store can make them. Waiters subscribe
     /// before their first attempt, so a release right after it is not missed.
     fn releases(&self) -> Option<Releases>;
+
+    /// The share of a ttl taken off as clock-drift margin (the lease's validity is
+    /// `ttl - elapsed - (ttl * factor + 2 ms)`).
+    fn drift_factor(&self) -> f64 {
+        crate::lease::DEFAULT_DRIFT_FACTOR
+    }
+
+    /// Whether this store can issue fencing tokens (Redlock cannot: its nodes' counters are
+    /// independent).
+    fn supports_fencing(&self) -> bool {
+        true
+    }
 
     /// Whether calls need the client's own timer for the command timeout: false for in-process
     /// stores, and for connections that enforce it themselves.

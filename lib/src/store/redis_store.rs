@@ -9,7 +9,9 @@ use redis::aio::ConnectionLike;
 use redis::{RedisResult, Value};
 use tokio::sync::broadcast;
 
-use super::{Acquire, AcquireRequest, BoxFuture, Expiry, Owned, Releases, Store, aux_key};
+use super::{
+    Acquire, AcquireRequest, BoxFuture, Expiry, Owned, Releases, Store, StoreResult, aux_key,
+};
 use crate::scripts::{self, RELEASED_CHANNEL};
 use crate::status::{LockState, LockStatus};
 
@@ -61,11 +63,11 @@ impl<C> Store for RedisStore<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> BoxFuture<'a, RedisResult<Acquire>> {
+    fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> BoxFuture<'a, StoreResult<Acquire>> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
             if req.waiter.is_some() || req.fencing {
-                return acquire_script(&mut conn, req).await;
+                return Ok(acquire_script(&mut conn, req).await?);
             }
             // The Node original's exact command: SET key value EX seconds NX (PX for
             // milliseconds).
@@ -97,7 +99,7 @@ where
         })
     }
 
-    fn release<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, RedisResult<Owned>> {
+    fn release<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, StoreResult<Owned>> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
             let code: i64 = scripts::RELEASE
@@ -117,7 +119,7 @@ where
         key: &'a str,
         value: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, RedisResult<Owned>> {
+    ) -> BoxFuture<'a, StoreResult<Owned>> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
             let code: i64 = scripts::EXTEND
@@ -130,7 +132,7 @@ where
         })
     }
 
-    fn force_release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, RedisResult<bool>> {
+    fn force_release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
             let deleted: i64 = scripts::FORCE_RELEASE
@@ -143,20 +145,20 @@ where
         })
     }
 
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, RedisResult<Option<String>>> {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
             let bytes: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
             // Locks are strings; a value that is not UTF-8 (written by another client) is shown
             // with replacement characters rather than failing the read.
-            Ok(bytes.map(|bytes| {
+            Ok::<_, super::StoreError>(bytes.map(|bytes| {
                 String::from_utf8(bytes)
                     .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
             }))
         })
     }
 
-    fn status<'a>(&'a self, key: &'a str) -> BoxFuture<'a, RedisResult<LockStatus>> {
+    fn status<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<LockStatus>> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
             let (state, pttl, fence, waiters): (i64, i64, i64, u64) = scripts::STATUS
@@ -179,7 +181,7 @@ where
         })
     }
 
-    fn cancel_wait<'a>(&'a self, key: &'a str, waiter: &'a str) -> BoxFuture<'a, RedisResult<()>> {
+    fn cancel_wait<'a>(&'a self, key: &'a str, waiter: &'a str) -> BoxFuture<'a, StoreResult<()>> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
             let _: i64 = scripts::CANCEL_WAIT
