@@ -742,6 +742,8 @@ impl RedisLockBuilder {
     /// # Ok::<(), ac_redislock::LockError>(())
     /// ```
     pub fn build_from_url(self, url: &str) -> Result<RedisLock> {
+        // Bad input costs no thread.
+        self.inner.check(url)?;
         let background = Background::start()?;
         let locks = {
             let handle = background.handle().ok_or(LockError::Unavailable {

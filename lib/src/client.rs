@@ -159,7 +159,7 @@ impl RedisLock {
         C: ConnectionLike + Clone + Send + Sync + 'static,
     {
         let config = Config::default();
-        let store = RedisStore::new(conn, None, false, config.command_timeout);
+        let store = RedisStore::new(conn, Vec::new(), false, config.command_timeout);
         Self::with_store(Box::new(store), config)
     }
 
@@ -578,11 +578,16 @@ impl RedisLock {
             }
             .into());
         }
-        Ok(if config.key_prefix.is_empty() {
+        let wire = if config.key_prefix.is_empty() {
             Cow::Borrowed(key)
         } else {
             Cow::Owned(format!("{}{key}", config.key_prefix))
-        })
+        };
+        self.inner
+            .store
+            .check_key(&wire)
+            .map_err(InvalidInput::KeyNotUsable)?;
+        Ok(wire)
     }
 
     pub(crate) fn check_value(&self, value: &str) -> Result<()> {
@@ -687,7 +692,7 @@ impl fmt::Display for ErrorChain<'_> {
 #[must_use = "the builder does nothing until one of its `build` methods is called"]
 pub struct RedisLockBuilder {
     config: Config,
-    pubsub: Option<redis::Client>,
+    pubsub: Vec<redis::Client>,
     tls: Option<TlsConfig>,
 }
 
@@ -847,7 +852,8 @@ impl RedisLockBuilder {
 
     /// Gives a client on your own connection ([`build`](Self::build)) a way to open its
     /// pub/sub connection, so that waiters wake up when a lock is released instead of polling.
-    /// Clients made from a URL have it already.
+    /// Clients made from a URL have it already. Call it again to add fallbacks (other nodes of
+    /// a cluster): the subscriber moves to the next when one fails.
     ///
     /// # Examples
     ///
@@ -859,7 +865,7 @@ impl RedisLockBuilder {
     /// # Ok(()) }
     /// ```
     pub fn pubsub_client(mut self, client: redis::Client) -> Self {
-        self.pubsub = Some(client);
+        self.pubsub.push(client);
         self
     }
 
@@ -939,7 +945,12 @@ impl RedisLockBuilder {
             let client = open_client(url, self.tls.as_ref())?;
             let manager = self.connection_manager(client)?;
             let timeout = self.config.command_timeout;
-            nodes.push(Box::new(RedisStore::new(manager, None, true, timeout)));
+            nodes.push(Box::new(RedisStore::new(
+                manager,
+                Vec::new(),
+                true,
+                timeout,
+            )));
         }
         let store = crate::store::redlock::RedlockStore::new(
             nodes,
@@ -978,13 +989,84 @@ impl RedisLockBuilder {
         let timeout = self.config.command_timeout;
         let nodes = conns
             .into_iter()
-            .map(|conn| Box::new(RedisStore::new(conn, None, false, timeout)) as Box<dyn Store>)
+            .map(|conn| {
+                Box::new(RedisStore::new(conn, Vec::new(), false, timeout)) as Box<dyn Store>
+            })
             .collect();
         let store = crate::store::redlock::RedlockStore::new(
             nodes,
             self.config.redlock_node_timeout,
             self.config.drift_factor,
         );
+        Ok(RedisLock::with_store(Box::new(store), self.config))
+    }
+
+    /// Builds a client on a Redis Cluster, from the URLs of some of its nodes (one is enough;
+    /// the others are discovered). Every auxiliary key (waiters, fencing counter) shares its
+    /// lock key's hash slot, redirections (`MOVED`, `ASK`) are followed, and scripts are loaded
+    /// again on a node that does not know them. Release wake-ups come over pub/sub from one of
+    /// the nodes, the next one if it fails.
+    ///
+    /// The connection is opened on first use; until the cluster answers, calls fail with
+    /// [`Unavailable`](LockError::Unavailable). Keys with a `}` but no `{hash tag}` are refused
+    /// ([`InvalidInput`](LockError::InvalidInput)): their auxiliary keys could not share their
+    /// slot.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput`](LockError::InvalidInput) for no URL, a bad URL, or outside a Tokio
+    /// runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() -> ac_redislock::Result<()> {
+    /// let locks = ac_redislock::RedisLock::builder()
+    ///     .build_cluster(&["redis://10.0.0.1:7000/", "redis://10.0.0.2:7000/"])?;
+    /// let guard = locks.acquire("{reports}:daily").await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
+    pub fn build_cluster(self, urls: &[&str]) -> Result<RedisLock> {
+        self.validate()?;
+        if urls.is_empty() {
+            return Err(InvalidInput::Url("a cluster needs at least one node URL".into()).into());
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(InvalidInput::NoRuntime.into());
+        }
+        // Each URL is checked (and its password kept out of errors) as a single-node URL.
+        let pubsub = urls
+            .iter()
+            .map(|url| open_client(url, self.tls.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        let timeout = self.config.command_timeout;
+        let mut cluster = redis::cluster::ClusterClient::builder(urls.iter().copied())
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .overall_response_timeout(Some(timeout));
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            cluster = cluster.certs(redis::TlsCertificates {
+                client_tls: tls
+                    .client
+                    .as_ref()
+                    .map(|(cert, key)| redis::ClientTlsConfig {
+                        client_cert: cert.clone(),
+                        client_key: key.clone(),
+                    }),
+                root_cert: tls.root_cert.clone(),
+            });
+        }
+        let cluster = cluster.build().map_err(|_| {
+            InvalidInput::Url("the cluster node URLs could not be used together".into())
+        })?;
+        let config = redis::cluster::ClusterConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout);
+        let conn = cluster.get_pending_async_connection_with_config(config);
+        let store = RedisStore::new(conn, pubsub, true, timeout);
         Ok(RedisLock::with_store(Box::new(store), self.config))
     }
 
@@ -1047,7 +1129,7 @@ impl RedisLockBuilder {
         }
         let timeout = self.config.command_timeout;
         let manager = self.connection_manager(client.clone())?;
-        let store = RedisStore::new(manager, Some(client), true, timeout);
+        let store = RedisStore::new(manager, vec![client], true, timeout);
         Ok(RedisLock::with_store(Box::new(store), self.config))
     }
 
@@ -1069,6 +1151,12 @@ impl RedisLockBuilder {
             Box::<MemoryStore>::default(),
             self.config,
         ))
+    }
+
+    /// Checks the settings and `url` without connecting or needing a runtime.
+    pub(crate) fn check(&self, url: &str) -> Result<()> {
+        self.validate()?;
+        open_client(url, self.tls.as_ref()).map(|_| ())
     }
 
     fn validate(&self) -> Result<()> {

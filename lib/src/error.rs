@@ -284,6 +284,10 @@ pub enum UnavailableReason {
     NotReady,
     /// The client's background runtime is gone (only the blocking client has one).
     Shutdown,
+    /// The TLS handshake failed: the server's certificate is not trusted or not for this host,
+    /// or the server wants a client certificate. A configuration problem more than an outage;
+    /// the `source` says which.
+    Tls,
 }
 
 impl UnavailableReason {
@@ -293,6 +297,9 @@ impl UnavailableReason {
         }
         if err.is_connection_refusal() {
             return Some(Self::Refused);
+        }
+        if is_tls_failure(err) {
+            return Some(Self::Tls);
         }
         match err.kind() {
             ErrorKind::Io | ErrorKind::ClusterConnectionNotFound => Some(Self::Disconnected),
@@ -307,6 +314,18 @@ impl UnavailableReason {
     }
 }
 
+/// Whether a redis-rs I/O error is a failed TLS handshake. redis-rs keeps the rustls error
+/// behind an `Arc` that cannot be downcast, so its message is what tells: rustls names every
+/// certificate problem ("invalid peer certificate: ...", "received fatal alert:
+/// CertificateRequired", ...).
+fn is_tls_failure(err: &RedisError) -> bool {
+    if !err.is_io_error() {
+        return false;
+    }
+    let text = err.to_string();
+    text.contains("certificate") || text.contains("Certificate") || text.contains("fatal alert")
+}
+
 impl fmt::Display for UnavailableReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -316,6 +335,7 @@ impl fmt::Display for UnavailableReason {
             Self::Disconnected => f.write_str("connection lost"),
             Self::NotReady => f.write_str("the server is not ready"),
             Self::Shutdown => f.write_str("the client was shut down"),
+            Self::Tls => f.write_str("the TLS handshake failed"),
         }
     }
 }
@@ -343,6 +363,10 @@ pub enum InvalidInput {
         /// The configured maximum.
         max: usize,
     },
+    /// The key cannot be used with this backend (a Redis Cluster key with a `}` but no hash
+    /// tag); the reason says why.
+    #[error("the key cannot be used: {0}")]
+    KeyNotUsable(&'static str),
     /// The lock value is the empty string.
     #[error("the value is empty")]
     EmptyValue,
@@ -431,6 +455,27 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn certificate_failures_are_tls_errors() {
+        for message in [
+            "invalid peer certificate: UnknownIssuer",
+            "received fatal alert: CertificateRequired",
+        ] {
+            let io = std::io::Error::new(std::io::ErrorKind::InvalidData, message);
+            let err = LockError::from_redis(RedisError::from(io), "k");
+            assert!(
+                matches!(
+                    err,
+                    LockError::Unavailable {
+                        reason: UnavailableReason::Tls,
+                        ..
+                    }
+                ),
+                "{message}: {err:?}"
+            );
+        }
     }
 
     #[test]

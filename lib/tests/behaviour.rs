@@ -231,7 +231,7 @@ async fn expired_lock_taken_by_another_is_never_released_by_the_first(backend: B
     let a = Fixture::new(backend).await;
     // B is another client on the same store: a second connection on Redis, a clone in memory.
     let b_locks = match backend {
-        Backend::Redis => Fixture::new(backend).await.locks.clone(),
+        Backend::Redis | Backend::Cluster => Fixture::new(backend).await.locks.clone(),
         Backend::Memory => a.locks.clone(),
     };
     let key = unique_key("race");

@@ -38,7 +38,7 @@ on_every_store!(
 /// A second client on the same store: its own connection on Redis, a clone in memory.
 async fn other_client(fx: &Fixture) -> RedisLock {
     match fx.backend {
-        Backend::Redis => Fixture::new(Backend::Redis).await.locks.clone(),
+        Backend::Redis | Backend::Cluster => Fixture::new(fx.backend).await.locks.clone(),
         Backend::Memory => fx.locks.clone(),
     }
 }
@@ -652,7 +652,7 @@ async fn status_reports_state_ttl_fencing_and_waiters_never_the_value(backend: B
     assert_eq!(status.fencing_counter, guard.fencing_token());
     assert!(!format!("{status:?}").contains(guard.token()));
 
-    if backend == Backend::Redis {
+    if backend != Backend::Memory {
         let waiting_key = key.clone();
         let waiter = tokio::spawn(async move { other.acquire(&waiting_key).await });
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -184,6 +184,11 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// before their first attempt, so a release right after it is not missed.
     fn releases(&self) -> Option<Releases>;
 
+    /// Checks that this store can work with the wire key `key`; the reason if not.
+    fn check_key(&self, _key: &str) -> Result<(), &'static str> {
+        Ok(())
+    }
+
     /// The share of a ttl taken off as clock-drift margin (the lease's validity is
     /// `ttl - elapsed - (ttl * factor + 2 ms)`).
     fn drift_factor(&self) -> f64 {
@@ -225,6 +230,12 @@ pub(crate) fn aux_key(key: &str, suffix: &str) -> String {
     }
     aux.push_str(suffix);
     aux
+}
+
+/// Whether `key`'s auxiliary keys land in its Redis Cluster hash slot: true unless it has a `}`
+/// and no hash tag.
+pub(crate) fn cluster_safe(key: &str) -> bool {
+    has_hash_tag(key) || !key.contains('}')
 }
 
 /// Whether Redis Cluster hashes `key` by a `{tag}`: a `{` followed later by a `}` with at least

@@ -30,6 +30,8 @@ pub(crate) struct RedisStore<C> {
     wake: Option<WakeHub>,
     /// The connection fails a call that takes longer than the command timeout by itself.
     bounded: bool,
+    /// A Redis Cluster connection: keys must keep their auxiliary keys in their slot.
+    cluster: bool,
 }
 
 impl<C: 'static> RedisStore<C> {
@@ -38,7 +40,7 @@ impl<C: 'static> RedisStore<C> {
     /// `MultiplexedConnection` is made so here (on this store's copy of the handle).
     pub(crate) fn new(
         mut conn: C,
-        client: Option<redis::Client>,
+        pubsub: Vec<redis::Client>,
         bounded: bool,
         timeout: Duration,
     ) -> Self {
@@ -51,10 +53,15 @@ impl<C: 'static> RedisStore<C> {
             }
             None => bounded,
         };
+        #[cfg(feature = "cluster")]
+        let cluster = (&conn as &dyn std::any::Any).is::<redis::cluster_async::ClusterConnection>();
+        #[cfg(not(feature = "cluster"))]
+        let cluster = false;
         Self {
             conn,
-            wake: client.map(WakeHub::new),
+            wake: (!pubsub.is_empty()).then(|| WakeHub::new(pubsub)),
             bounded,
+            cluster,
         }
     }
 }
@@ -203,6 +210,16 @@ where
     fn needs_timer(&self) -> bool {
         !self.bounded
     }
+
+    fn check_key(&self, key: &str) -> Result<(), &'static str> {
+        if self.cluster && !super::cluster_safe(key) {
+            return Err(
+                "in Redis Cluster a key with `}` needs a {hash tag}: its waiter and \
+                        fencing keys must share its slot",
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The scripted attempt: waiting (registers the waiter) or fencing.
@@ -238,17 +255,18 @@ async fn acquire_script<C: ConnectionLike + Send>(
 }
 
 /// Release announcements from Redis pub/sub: one subscriber connection per client, opened on
-/// the first wait and kept (re-opened after it breaks) until the client is dropped.
+/// the first wait and kept (re-opened after it breaks, on the next node of a cluster) until the
+/// client is dropped. In a cluster a PUBLISH reaches the subscribers of every node.
 struct WakeHub {
-    client: redis::Client,
+    clients: Vec<redis::Client>,
     tx: broadcast::Sender<Arc<str>>,
     task: OnceLock<AbortOnDrop>,
 }
 
 impl WakeHub {
-    fn new(client: redis::Client) -> Self {
+    fn new(clients: Vec<redis::Client>) -> Self {
         Self {
-            client,
+            clients,
             tx: broadcast::channel(1024).0,
             task: OnceLock::new(),
         }
@@ -258,10 +276,11 @@ impl WakeHub {
         let rx = self.tx.subscribe();
         if self.task.get().is_none() {
             let runtime = tokio::runtime::Handle::try_current().ok()?;
-            let (client, tx) = (self.client.clone(), self.tx.clone());
-            let _ = self.task.set(AbortOnDrop(
-                runtime.spawn(subscriber(client, tx)).abort_handle(),
-            ));
+            // One subscriber even when several waiters start at once.
+            self.task.get_or_init(|| {
+                let (clients, tx) = (self.clients.clone(), self.tx.clone());
+                AbortOnDrop(runtime.spawn(subscriber(clients, tx)).abort_handle())
+            });
         }
         Some(rx)
     }
@@ -276,10 +295,11 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Forwards release announcements to the hub; reconnects with a capped backoff.
-async fn subscriber(client: redis::Client, tx: broadcast::Sender<Arc<str>>) {
+/// Forwards release announcements to the hub; reconnects with a capped backoff, trying the
+/// clients in turn.
+async fn subscriber(clients: Vec<redis::Client>, tx: broadcast::Sender<Arc<str>>) {
     let mut backoff = Duration::from_millis(50);
-    loop {
+    for client in clients.iter().cycle() {
         let connect = tokio::time::timeout(Duration::from_secs(5), client.get_async_pubsub());
         if let Ok(Ok(mut pubsub)) = connect.await
             && pubsub.subscribe(RELEASED_CHANNEL).await.is_ok()

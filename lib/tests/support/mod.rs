@@ -2,6 +2,7 @@
 //! sent, fixtures that run one behaviour on every store, and log capture.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod cluster;
 pub mod server;
 
 use std::path::{Path, PathBuf};
@@ -50,6 +51,10 @@ pub const LOCKER_ACL: &str = "on >locker-secret resetkeys ~* resetchannels \
     &ac-redislock:released -@all +get +set +del +type +pttl +pexpire +exists +time +zadd +zrem \
     +zcard +zrange +zremrangebyscore +publish +subscribe +evalsha +eval +script|load +ping \
     +hello +select";
+
+/// What the restricted user also needs in a Redis Cluster: the slot map and redirections.
+pub const LOCKER_CLUSTER_ACL: &str =
+    "+cluster|slots +cluster|shards +cluster|nodes +asking +readonly";
 
 /// The shared server's URL for the restricted user.
 pub fn locker_url(server: &RedisServer) -> String {
@@ -174,8 +179,46 @@ impl SentLog {
 pub enum Backend {
     /// The shared redis-server of this test binary, through a recorded multiplexed connection.
     Redis,
+    /// The shared 3-master Redis Cluster of this test binary, through a recorded cluster
+    /// connection.
+    Cluster,
     /// `RedisLock::in_memory`.
     Memory,
+}
+
+/// A plain connection for checks, to a single server or to the cluster.
+#[derive(Clone)]
+pub enum RawConn {
+    Single(MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl ConnectionLike for RawConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+        }
+    }
 }
 
 /// A client on one backend, with access to what it sent (Redis) and a raw connection.
@@ -183,13 +226,13 @@ pub struct Fixture {
     pub locks: RedisLock,
     pub backend: Backend,
     sent: Option<SentLog>,
-    raw: Option<MultiplexedConnection>,
+    raw: Option<RawConn>,
 }
 
 impl Drop for Fixture {
     fn drop(&mut self) {
         // A failing behaviour shows the end of the shared server's log.
-        if std::thread::panicking() && self.backend == Backend::Redis {
+        if std::thread::panicking() && self.backend != Backend::Memory {
             eprintln!(
                 "---- shared redis-server log ({}) ----\n{}\n----",
                 shared().log_path().display(),
@@ -221,7 +264,29 @@ impl Fixture {
                     locks: builder.pubsub_client(pubsub).build(recorder).unwrap(),
                     backend,
                     sent: Some(sent),
-                    raw: Some(raw),
+                    raw: Some(RawConn::Single(raw)),
+                }
+            }
+            Backend::Cluster => {
+                let cluster = cluster::shared_cluster();
+                let raw = cluster.conn().await;
+                let locker =
+                    redis::cluster::ClusterClient::new(cluster.urls_as("locker", "locker-secret"))
+                        .unwrap()
+                        .get_async_connection()
+                        .await
+                        .unwrap();
+                let recorder = Recorder::new(locker);
+                let sent = recorder.log();
+                let mut builder = builder;
+                for url in cluster.urls_as("locker", "locker-secret") {
+                    builder = builder.pubsub_client(redis::Client::open(url).unwrap());
+                }
+                Self {
+                    locks: builder.build(recorder).unwrap(),
+                    backend,
+                    sent: Some(sent),
+                    raw: Some(RawConn::Cluster(raw)),
                 }
             }
             Backend::Memory => Self {
@@ -242,14 +307,14 @@ impl Fixture {
         self.sent.as_ref()
     }
 
-    /// A plain connection to the same server, for checks (Redis only).
-    pub fn raw(&self) -> Option<MultiplexedConnection> {
+    /// A plain connection to the same server or cluster, for checks (not in memory).
+    pub fn raw(&self) -> Option<RawConn> {
         self.raw.clone()
     }
 }
 
 /// Runs each named behaviour `async fn name(backend: Backend)` once per store, as
-/// `on_redis::name` and `in_memory::name`.
+/// `on_redis::name`, `on_cluster::name` and `in_memory::name`.
 #[macro_export]
 macro_rules! on_every_store {
     ($($name:ident),* $(,)?) => {
@@ -258,6 +323,14 @@ macro_rules! on_every_store {
                 #[tokio::test]
                 async fn $name() {
                     super::$name($crate::support::Backend::Redis).await;
+                }
+            )*
+        }
+        mod on_cluster {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Cluster).await;
                 }
             )*
         }

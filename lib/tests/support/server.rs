@@ -1,5 +1,5 @@
-//! A `redis-server` process of our own: started on a unix socket (or a free TCP port) in a
-//! temporary folder, never the machine's 6379, stopped by its own process id.
+//! A `redis-server` process of our own: started on a unix socket (or a free TCP port, plain or
+//! TLS) in a temporary folder, never the machine's 6379, stopped by its own process id.
 //!
 //! Shared by the integration tests (`mod support`) and the demo example (`#[path]`), so it uses
 //! only std, `nix` and `tempfile`.
@@ -43,6 +43,11 @@ pub enum Listen {
     Unix,
     /// A TCP port on 127.0.0.1, picked free at start.
     Tcp,
+    /// A TLS port on 127.0.0.1 (and ::1 where there is one), picked free at start, and no
+    /// plaintext TCP port (`--port 0`). The certificates come in the extra arguments
+    /// (`--tls-cert-file`, `--tls-key-file`, `--tls-ca-cert-file`, `--tls-auth-clients`). The
+    /// unix socket stays, in plaintext, for the readiness check and for admin connections.
+    Tls,
 }
 
 pub struct RedisServer {
@@ -96,16 +101,30 @@ impl RedisServer {
     fn spawn(&mut self) -> io::Result<()> {
         let mut last_err = None;
         for _attempt in 0..5 {
-            if self.listen == Listen::Tcp && (self.port == 0 || last_err.is_some()) {
+            let tcp = matches!(self.listen, Listen::Tcp | Listen::Tls);
+            if tcp && (self.port == 0 || last_err.is_some()) {
                 self.port = free_port()?;
             }
             let _ = std::fs::remove_file(self.socket());
             let mut cmd = Command::new(server_bin());
-            cmd.arg("--port")
-                .arg(self.port.to_string())
-                .arg("--bind")
-                .arg("127.0.0.1")
-                .arg("--unixsocket")
+            if self.listen == Listen::Tls {
+                // `localhost` may resolve to ::1 first: listen there too if it exists (`-`:
+                // skip it if not), so that a failed handshake is never hidden behind a refused
+                // connection on the other address.
+                cmd.arg("--port")
+                    .arg("0")
+                    .arg("--tls-port")
+                    .arg(self.port.to_string())
+                    .arg("--bind")
+                    .arg("127.0.0.1")
+                    .arg("-::1");
+            } else {
+                cmd.arg("--port")
+                    .arg(self.port.to_string())
+                    .arg("--bind")
+                    .arg("127.0.0.1");
+            }
+            cmd.arg("--unixsocket")
                 .arg(self.socket())
                 .arg("--unixsocketperm")
                 .arg("700")
@@ -128,7 +147,7 @@ impl RedisServer {
                 Err(err) => {
                     self.kill();
                     // A TCP port taken between our probe and the server's bind: pick another.
-                    if self.listen == Listen::Tcp && self.log().contains("Address already in use") {
+                    if tcp && self.log().contains("Address already in use") {
                         last_err = Some(err);
                         continue;
                     }
@@ -201,6 +220,17 @@ impl RedisServer {
             "this server listens on a unix socket only"
         );
         format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// `rediss://localhost:port/` for a TLS server (`localhost`, the name its certificate is
+    /// expected to carry).
+    pub fn tls_url(&self) -> String {
+        assert_eq!(
+            self.listen,
+            Listen::Tls,
+            "this server does not listen on TLS"
+        );
+        format!("rediss://localhost:{}/", self.port)
     }
 
     pub fn port(&self) -> u16 {

@@ -1,0 +1,139 @@
+//! A Redis Cluster of our own: masters started as `redis-server --cluster-enabled yes` on free
+//! TCP ports (bus ports picked apart, so ports above 55535 work), joined by
+//! `redis-cli --cluster create`.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use super::server::{self, Listen, RedisServer};
+
+pub struct Cluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+/// The `redis-cli` to create clusters with: `REDISLOCK_CLI_BIN`, or `redis-cli` from PATH.
+fn cli_bin() -> String {
+    std::env::var("REDISLOCK_CLI_BIN").unwrap_or_else(|_| "redis-cli".to_owned())
+}
+
+impl Cluster {
+    /// Starts `masters` nodes and joins them; panics with the reason if it cannot.
+    pub fn start(masters: usize, base: Option<&Path>) -> Self {
+        let nodes: Vec<RedisServer> = (0..masters)
+            .map(|_| {
+                let bus = server::free_port().unwrap().to_string();
+                let args = [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "5000",
+                    "--cluster-port",
+                    &bus,
+                ];
+                RedisServer::try_start(Listen::Tcp, &args, base)
+                    .unwrap_or_else(|err| panic!("could not start a cluster node: {err}"))
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        let out = Command::new(cli_bin())
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .unwrap_or_else(|err| panic!("could not run {} --cluster create: {err}", cli_bin()));
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = Self { nodes };
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// Waits until every node says `cluster_state:ok` and knows all the others.
+    fn wait_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for node in &self.nodes {
+            let client = redis::Client::open(node.url()).unwrap();
+            loop {
+                let info: Option<String> = client
+                    .get_connection()
+                    .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query(&mut c))
+                    .ok();
+                let ok = info.as_deref().is_some_and(|i| {
+                    i.contains("cluster_state:ok")
+                        && i.contains(&format!("cluster_known_nodes:{}", self.nodes.len()))
+                });
+                if ok {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the cluster never got ready: {info:?}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// `redis://127.0.0.1:port/` of every node.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::tcp_url).collect()
+    }
+
+    /// The URLs with a user and password.
+    pub fn urls_as(&self, user: &str, password: &str) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://{user}:{password}@127.0.0.1:{}/", n.port()))
+            .collect()
+    }
+
+    /// Runs a command on every node (ACL SETUSER, SCRIPT FLUSH, ...).
+    pub fn on_every_node(&self, cmd: &redis::Cmd) {
+        for node in &self.nodes {
+            let mut conn = redis::Client::open(node.url())
+                .and_then(|c| c.get_connection())
+                .unwrap();
+            let _: redis::Value = cmd.query(&mut conn).unwrap();
+        }
+    }
+
+    pub async fn conn(&self) -> redis::cluster_async::ClusterConnection {
+        redis::cluster::ClusterClient::new(self.urls())
+            .unwrap()
+            .get_async_connection()
+            .await
+            .unwrap()
+    }
+}
+
+/// The cluster shared by the tests of one test binary, started on first use, with the
+/// restricted user of the suites (plus what a cluster client needs) on every node.
+pub fn shared_cluster() -> &'static Cluster {
+    static SHARED: OnceLock<Cluster> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let base = server::per_process_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), "cluster");
+        let cluster = Cluster::start(3, Some(&base));
+        let mut acl = redis::cmd("ACL");
+        acl.arg("SETUSER").arg("locker");
+        for rule in super::LOCKER_ACL
+            .split_whitespace()
+            .chain(super::LOCKER_CLUSTER_ACL.split_whitespace())
+        {
+            acl.arg(rule);
+        }
+        cluster.on_every_node(&acl);
+        cluster
+    })
+}
