@@ -227,6 +227,15 @@ impl RedisLock {
     ) -> Result<LockGuard> {
         let wire = self.wire_key(key)?.into_owned();
         let ttl = self.check_lease_ttl(options.ttl)?;
+        if let Some((_, timeout)) = options.replicas
+            && (timeout.is_zero() || timeout >= self.command_timeout())
+        {
+            return Err(InvalidInput::Setting {
+                name: "replicas",
+                reason: "the WAIT timeout must be above zero and below the command timeout",
+            }
+            .into());
+        }
         if options.fencing && !self.store().supports_fencing() {
             return Err(InvalidInput::Setting {
                 name: "fencing",
@@ -285,6 +294,15 @@ impl RedisLock {
             let outcome = self.call(key, self.store().acquire(request)).await;
             match outcome {
                 Ok(Acquire::Granted { fence }) => {
+                    // Granted; a failing WAIT below returns the error and the cleanup releases.
+                    cleanup.registered = false;
+                    let replicas = match options.replicas {
+                        Some((replicas, timeout)) => {
+                            self.call(key, self.store().wait_replicas(replicas, timeout))
+                                .await?
+                        }
+                        None => None,
+                    };
                     cleanup.disarm();
                     drop(cleanup);
                     crate::client::event_at!(level, key = ?key, ttl = ?ttl, outcome = "acquired", "lock attempt");
@@ -296,7 +314,7 @@ impl RedisLock {
                             .checked_add(max_hold)
                             .unwrap_or_else(|| sent + Duration::from_secs(100 * 365 * 86_400)),
                     });
-                    return Ok(LockGuard::new(
+                    let mut guard = LockGuard::new(
                         self.clone(),
                         key.to_owned(),
                         wire,
@@ -304,7 +322,9 @@ impl RedisLock {
                         fence,
                         lease,
                         renewal,
-                    ));
+                    );
+                    guard.set_replicas(replicas);
+                    return Ok(guard);
                 }
                 Ok(Acquire::Held { pttl }) => {
                     cleanup.in_flight = false;

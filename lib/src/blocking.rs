@@ -473,6 +473,20 @@ impl LockGuard {
         self.guard.fencing_token()
     }
 
+    /// See [`crate::LockGuard::replicas_acked`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// assert_eq!(locks.acquire("jobs:42")?.replicas_acked(), None);
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    #[must_use]
+    pub fn replicas_acked(&self) -> Option<u32> {
+        self.guard.replicas_acked()
+    }
+
     /// See [`crate::LockGuard::valid_until`].
     ///
     /// # Examples

@@ -11,7 +11,7 @@ use tracing::Level;
 use crate::error::{InvalidInput, LockError, Result, UnavailableReason};
 use crate::params::{LockParams, ReleaseParams};
 use crate::store::memory::MemoryStore;
-use crate::store::redis_store::RedisStore;
+use crate::store::redis_store::{RedisStore, WakeSource};
 use crate::store::{Acquire, AcquireRequest, BoxFuture, Expiry, Owned, Store, StoreResult};
 use crate::token::new_token;
 
@@ -159,7 +159,7 @@ impl RedisLock {
         C: ConnectionLike + Clone + Send + Sync + 'static,
     {
         let config = Config::default();
-        let store = RedisStore::new(conn, Vec::new(), false, config.command_timeout);
+        let store = RedisStore::new(conn, WakeSource::None, false, config.command_timeout);
         Self::with_store(Box::new(store), config)
     }
 
@@ -947,7 +947,7 @@ impl RedisLockBuilder {
             let timeout = self.config.command_timeout;
             nodes.push(Box::new(RedisStore::new(
                 manager,
-                Vec::new(),
+                WakeSource::None,
                 true,
                 timeout,
             )));
@@ -990,7 +990,7 @@ impl RedisLockBuilder {
         let nodes = conns
             .into_iter()
             .map(|conn| {
-                Box::new(RedisStore::new(conn, Vec::new(), false, timeout)) as Box<dyn Store>
+                Box::new(RedisStore::new(conn, WakeSource::None, false, timeout)) as Box<dyn Store>
             })
             .collect();
         let store = crate::store::redlock::RedlockStore::new(
@@ -1066,7 +1066,61 @@ impl RedisLockBuilder {
             .set_connection_timeout(timeout)
             .set_response_timeout(timeout);
         let conn = cluster.get_pending_async_connection_with_config(config);
-        let store = RedisStore::new(conn, pubsub, true, timeout);
+        let store = RedisStore::new(conn, WakeSource::Clients(pubsub), true, timeout);
+        Ok(RedisLock::with_store(Box::new(store), self.config))
+    }
+
+    /// Builds a client on the master of a Redis Sentinel group: `sentinel_urls` are the
+    /// sentinels (`redis://host:26379/`), `master_name` the group's name in their
+    /// configuration. The sentinels are asked for the master on first use and again after a
+    /// failover (a broken connection, or `READONLY` from a demoted master), so the same client
+    /// keeps working on the new master.
+    ///
+    /// Replication to the replicas is asynchronous: a lock granted just before a failover may
+    /// not have reached the replica that takes over. Ask for
+    /// [`AcquireOptions::replicas`](crate::AcquireOptions::replicas) to wait for replicas to
+    /// acknowledge it, and check [`LockGuard::replicas_acked`](crate::LockGuard::replicas_acked).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput`](LockError::InvalidInput) for no or bad URLs, or outside a Tokio
+    /// runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() -> ac_redislock::Result<()> {
+    /// let locks = ac_redislock::RedisLock::builder().build_sentinel(
+    ///     &["redis://10.0.0.1:26379/", "redis://10.0.0.2:26379/"],
+    ///     "mymaster",
+    /// )?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "sentinel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sentinel")))]
+    pub fn build_sentinel(self, sentinel_urls: &[&str], master_name: &str) -> Result<RedisLock> {
+        self.validate()?;
+        if sentinel_urls.is_empty() {
+            return Err(
+                InvalidInput::Url("Sentinel needs at least one sentinel URL".into()).into(),
+            );
+        }
+        for url in sentinel_urls {
+            open_client(url, None)?;
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(InvalidInput::NoRuntime.into());
+        }
+        let sentinel = redis::sentinel::SentinelClient::build(
+            sentinel_urls.to_vec(),
+            master_name,
+            None,
+            redis::sentinel::SentinelServerType::Master,
+        )
+        .map_err(|_| InvalidInput::Url("the sentinel URLs could not be used".into()))?;
+        let conn = crate::sentinel::SentinelConnection::new(sentinel, self.config.command_timeout);
+        let wake = WakeSource::Sentinel(conn.clone());
+        let store = RedisStore::new(conn, wake, false, self.config.command_timeout);
         Ok(RedisLock::with_store(Box::new(store), self.config))
     }
 
@@ -1103,7 +1157,8 @@ impl RedisLockBuilder {
         C: ConnectionLike + Clone + Send + Sync + 'static,
     {
         self.validate()?;
-        let store = RedisStore::new(conn, self.pubsub, false, self.config.command_timeout);
+        let wake = WakeSource::Clients(self.pubsub);
+        let store = RedisStore::new(conn, wake, false, self.config.command_timeout);
         Ok(RedisLock::with_store(Box::new(store), self.config))
     }
 
@@ -1129,7 +1184,7 @@ impl RedisLockBuilder {
         }
         let timeout = self.config.command_timeout;
         let manager = self.connection_manager(client.clone())?;
-        let store = RedisStore::new(manager, vec![client], true, timeout);
+        let store = RedisStore::new(manager, WakeSource::Clients(vec![client]), true, timeout);
         Ok(RedisLock::with_store(Box::new(store), self.config))
     }
 

@@ -60,6 +60,7 @@ pub struct LockGuard {
     watchdog: Option<AbortHandle>,
     runtime: Option<Handle>,
     done: bool,
+    replicas: Option<u32>,
 }
 
 /// What the watchdog needs to renew a lease.
@@ -105,7 +106,35 @@ impl LockGuard {
             watchdog,
             runtime,
             done: false,
+            replicas: None,
         }
+    }
+
+    pub(crate) fn set_replicas(&mut self, replicas: Option<u32>) {
+        self.replicas = replicas;
+    }
+
+    /// Returns how many replicas acknowledged the grant, when
+    /// [`AcquireOptions::replicas`](crate::AcquireOptions::replicas) asked for it (`None`
+    /// otherwise, and on stores without replicas). Fewer than asked means a failover now may
+    /// lose the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ac_redislock::AcquireOptions;
+    /// use std::time::Duration;
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// let options = AcquireOptions::new().replicas(1, Duration::from_millis(100));
+    /// let guard = locks.acquire_with("jobs:42", options).await?;
+    /// if guard.replicas_acked() < Some(1) {
+    ///     eprintln!("not yet on a replica: a failover now could lose this lock");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn replicas_acked(&self) -> Option<u32> {
+        self.replicas
     }
 
     /// Returns the key, as given to `acquire` (without the instance's prefix).

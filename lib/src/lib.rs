@@ -109,6 +109,8 @@ mod params;
 mod renew;
 mod retry;
 mod scripts;
+#[cfg(feature = "sentinel")]
+mod sentinel;
 mod status;
 mod store;
 mod token;

@@ -30,7 +30,8 @@ pub const DEFAULT_MAX_HOLD: Duration = Duration::from_secs(60 * 60);
 /// - `renew_interval`: a third of the ttl;
 /// - `max_hold`: [`DEFAULT_MAX_HOLD`] (1 h) when renewing;
 /// - `fencing`: off;
-/// - `token`: a fresh token (160 random bits).
+/// - `token`: a fresh token (160 random bits);
+/// - `replicas`: none (no `WAIT` after the grant).
 ///
 /// # Examples
 ///
@@ -58,6 +59,7 @@ pub struct AcquireOptions {
     pub(crate) max_hold: Option<Duration>,
     pub(crate) fencing: bool,
     pub(crate) token: Option<String>,
+    pub(crate) replicas: Option<(u32, Duration)>,
 }
 
 impl Default for AcquireOptions {
@@ -84,6 +86,7 @@ impl AcquireOptions {
             max_hold: None,
             fencing: false,
             token: None,
+            replicas: None,
         }
     }
 
@@ -210,6 +213,24 @@ impl AcquireOptions {
     /// ```
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
+        self
+    }
+
+    /// After the grant, waits until `replicas` replicas acknowledged it, at most `timeout`
+    /// (Redis `WAIT`), and reports how many did on the guard
+    /// ([`LockGuard::replicas_acked`](crate::LockGuard::replicas_acked)). With Sentinel, a
+    /// lock its replicas acknowledged survives a failover to one of them; without, a failover
+    /// may lose it. Costs up to `timeout` per acquire; the wait blocks the connection's other
+    /// commands meanwhile. `timeout` must be below the client's command timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let options = ac_redislock::AcquireOptions::new().replicas(1, Duration::from_millis(100));
+    /// ```
+    pub fn replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.replicas = Some((replicas, timeout));
         self
     }
 }

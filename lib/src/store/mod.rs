@@ -184,6 +184,16 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// before their first attempt, so a release right after it is not missed.
     fn releases(&self) -> Option<Releases>;
 
+    /// Waits until `replicas` replicas acknowledged this connection's writes, at most `timeout`
+    /// (Redis `WAIT`); how many did, or `None` where the store has no replicas to ask.
+    fn wait_replicas<'a>(
+        &'a self,
+        _replicas: u32,
+        _timeout: Duration,
+    ) -> BoxFuture<'a, StoreResult<Option<u32>>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
     /// Checks that this store can work with the wire key `key`; the reason if not.
     fn check_key(&self, _key: &str) -> Result<(), &'static str> {
         Ok(())

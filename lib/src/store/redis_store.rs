@@ -38,12 +38,7 @@ impl<C: 'static> RedisStore<C> {
     /// A store; with `client`, waiters are woken over pub/sub on a connection of its own.
     /// `bounded` says the connection already fails calls after the command timeout; a
     /// `MultiplexedConnection` is made so here (on this store's copy of the handle).
-    pub(crate) fn new(
-        mut conn: C,
-        pubsub: Vec<redis::Client>,
-        bounded: bool,
-        timeout: Duration,
-    ) -> Self {
+    pub(crate) fn new(mut conn: C, wake: WakeSource, bounded: bool, timeout: Duration) -> Self {
         let any: &mut dyn std::any::Any = &mut conn;
         let bounded = match any.downcast_mut::<redis::aio::MultiplexedConnection>() {
             Some(multiplexed) => {
@@ -59,7 +54,11 @@ impl<C: 'static> RedisStore<C> {
         let cluster = false;
         Self {
             conn,
-            wake: (!pubsub.is_empty()).then(|| WakeHub::new(pubsub)),
+            wake: match wake {
+                WakeSource::Clients(clients) if clients.is_empty() => None,
+                WakeSource::None => None,
+                source => Some(WakeHub::new(source)),
+            },
             bounded,
             cluster,
         }
@@ -207,6 +206,22 @@ where
         self.wake.as_ref().and_then(WakeHub::subscribe)
     }
 
+    fn wait_replicas<'a>(
+        &'a self,
+        replicas: u32,
+        timeout: Duration,
+    ) -> BoxFuture<'a, StoreResult<Option<u32>>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let acked: u32 = redis::cmd("WAIT")
+                .arg(replicas)
+                .arg(timeout.as_millis().max(1) as u64)
+                .query_async(&mut conn)
+                .await?;
+            Ok(Some(acked))
+        })
+    }
+
     fn needs_timer(&self) -> bool {
         !self.bounded
     }
@@ -254,19 +269,43 @@ async fn acquire_script<C: ConnectionLike + Send>(
     })
 }
 
+/// Where release announcements can be heard.
+pub(crate) enum WakeSource {
+    /// Nowhere: waiters poll.
+    None,
+    /// These nodes, in turn (one is enough; the next is for when it fails).
+    Clients(Vec<redis::Client>),
+    /// The current master of a Sentinel group, asked anew on each reconnection.
+    #[cfg(feature = "sentinel")]
+    Sentinel(crate::sentinel::SentinelConnection),
+}
+
+impl WakeSource {
+    /// A client to subscribe with on attempt `attempt`.
+    async fn client(&self, attempt: usize) -> Option<redis::Client> {
+        match self {
+            Self::None => None,
+            Self::Clients(clients) => clients.get(attempt % clients.len().max(1)).cloned(),
+            #[cfg(feature = "sentinel")]
+            Self::Sentinel(sentinel) => sentinel.master_client().await.ok(),
+        }
+    }
+}
+
 /// Release announcements from Redis pub/sub: one subscriber connection per client, opened on
-/// the first wait and kept (re-opened after it breaks, on the next node of a cluster) until the
-/// client is dropped. In a cluster a PUBLISH reaches the subscribers of every node.
+/// the first wait and kept (re-opened after it breaks, on the next node of a cluster or the new
+/// master of a Sentinel group) until the client is dropped. In a cluster a PUBLISH reaches the
+/// subscribers of every node, and replicas pass it on from their master.
 struct WakeHub {
-    clients: Vec<redis::Client>,
+    source: Arc<WakeSource>,
     tx: broadcast::Sender<Arc<str>>,
     task: OnceLock<AbortOnDrop>,
 }
 
 impl WakeHub {
-    fn new(clients: Vec<redis::Client>) -> Self {
+    fn new(source: WakeSource) -> Self {
         Self {
-            clients,
+            source: Arc::new(source),
             tx: broadcast::channel(1024).0,
             task: OnceLock::new(),
         }
@@ -278,8 +317,8 @@ impl WakeHub {
             let runtime = tokio::runtime::Handle::try_current().ok()?;
             // One subscriber even when several waiters start at once.
             self.task.get_or_init(|| {
-                let (clients, tx) = (self.clients.clone(), self.tx.clone());
-                AbortOnDrop(runtime.spawn(subscriber(clients, tx)).abort_handle())
+                let (source, tx) = (Arc::clone(&self.source), self.tx.clone());
+                AbortOnDrop(runtime.spawn(subscriber(source, tx)).abort_handle())
             });
         }
         Some(rx)
@@ -296,10 +335,15 @@ impl Drop for AbortOnDrop {
 }
 
 /// Forwards release announcements to the hub; reconnects with a capped backoff, trying the
-/// clients in turn.
-async fn subscriber(clients: Vec<redis::Client>, tx: broadcast::Sender<Arc<str>>) {
+/// source's clients in turn.
+async fn subscriber(source: Arc<WakeSource>, tx: broadcast::Sender<Arc<str>>) {
     let mut backoff = Duration::from_millis(50);
-    for client in clients.iter().cycle() {
+    for attempt in 0.. {
+        let Some(client) = source.client(attempt).await else {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+            continue;
+        };
         let connect = tokio::time::timeout(Duration::from_secs(5), client.get_async_pubsub());
         if let Ok(Ok(mut pubsub)) = connect.await
             && pubsub.subscribe(RELEASED_CHANNEL).await.is_ok()

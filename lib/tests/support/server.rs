@@ -333,7 +333,7 @@ type SpawnRequest = (Command, mpsc::Sender<io::Result<Child>>);
 /// Spawns `cmd` so that it dies with this process, even on a crash or SIGKILL: the child gets
 /// `PR_SET_PDEATHSIG`, which fires when the thread that forked it ends. So every server is
 /// forked by one thread that lives as long as the process.
-fn spawn_tied_to_this_process(mut cmd: Command) -> io::Result<Child> {
+pub fn spawn_tied_to_this_process(mut cmd: Command) -> io::Result<Child> {
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<SpawnRequest>();
