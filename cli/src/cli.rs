@@ -18,6 +18,9 @@ Examples:
   redislock run deploy --nonblock -E 75 -- make deploy
   TOKEN=$(redislock lock jobs:42 --ttl 5m) && ... && redislock release jobs:42 --value \"$TOKEN\"
   redislock status jobs:42 --json
+  redislock --url redis://a:6379 --url redis://b:6379 --url redis://c:6379 run job -- ./job
+  redislock --cluster --url redis://node1:7000 run job -- ./job
+  redislock --sentinel mymaster --url redis://sentinel1:26379 run job -- ./job
 
 Exit codes: 0 ok; 1 held elsewhere or the wait ran out (-E changes it); 2 usage; 3 Redis
 unavailable or error; 4 lease lost during `run`; 5 not the owner (release, extend);
@@ -34,15 +37,26 @@ pub(crate) struct Cli {
 #[derive(Debug, Args)]
 pub(crate) struct Global {
     /// Redis URL, such as redis://127.0.0.1:6379/0 or redis://user:password@host:6379, rediss://
-    /// for TLS, or unix:///path/to/redis.sock. The password is never printed.
+    /// for TLS, or unix:///path/to/redis.sock. The password is never printed. Give it several
+    /// times (or comma-separated in REDIS_URL) for Redlock over independent masters, a lock held
+    /// when a majority holds it; with --cluster or --sentinel, for the nodes or sentinels.
     #[arg(
-        long,
+        long = "url",
         global = true,
         env = "REDIS_URL",
+        value_delimiter = ',',
         default_value = "redis://127.0.0.1:6379",
         hide_env_values = true
     )]
-    pub(crate) url: String,
+    pub(crate) urls: Vec<String>,
+
+    /// The URLs are nodes of a Redis Cluster (one is enough).
+    #[arg(long, global = true, conflicts_with = "sentinel")]
+    pub(crate) cluster: bool,
+
+    /// The URLs are sentinels; lock on the master they know by this name.
+    #[arg(long, global = true, value_name = "MASTER")]
+    pub(crate) sentinel: Option<String>,
 
     /// Longest time one Redis call may take (500ms, 3s, ...).
     #[arg(long, global = true, value_name = "DURATION", default_value = "3s", value_parser = duration::parse)]

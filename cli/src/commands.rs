@@ -14,10 +14,7 @@ use crate::spinner::Spinner;
 
 pub(crate) async fn dispatch(cli: Cli) -> Exit {
     let Cli { global, command } = cli;
-    let locks = match RedisLock::builder()
-        .command_timeout(global.timeout)
-        .build_from_url(&global.url)
-    {
+    let locks = match connect(&global) {
         Ok(locks) => locks,
         Err(err) => return fail(&err, DEFAULT_CONFLICT),
     };
@@ -28,6 +25,22 @@ pub(crate) async fn dispatch(cli: Cli) -> Exit {
         Command::Get(args) => get(&locks, args).await,
         Command::Status(args) => status(&locks, args).await,
         Command::Extend(args) => extend(&locks, args).await,
+    }
+}
+
+/// The client the global options describe: one Redis, Redlock over several, a cluster or a
+/// Sentinel group.
+fn connect(global: &Global) -> ac_redislock::Result<RedisLock> {
+    let builder = RedisLock::builder().command_timeout(global.timeout);
+    let urls: Vec<&str> = global.urls.iter().map(String::as_str).collect();
+    if let Some(master) = &global.sentinel {
+        builder.build_sentinel(&urls, master)
+    } else if global.cluster {
+        builder.build_cluster(&urls)
+    } else if let [url] = urls.as_slice() {
+        builder.build_from_url(url)
+    } else {
+        builder.build_redlock(&urls)
     }
 }
 

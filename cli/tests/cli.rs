@@ -1,5 +1,7 @@
 //! The real `redislock` binary against a real redis-server started here.
 
+#[path = "../../lib/tests/support/cluster.rs"]
+mod cluster;
 #[path = "../../lib/tests/support/server.rs"]
 mod server;
 
@@ -8,6 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use cluster::Cluster;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use server::{Listen, RedisServer};
@@ -391,4 +394,76 @@ fn wait_until_held(key: &str) {
         assert!(Instant::now() < deadline, "{key} never got locked");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn several_urls_are_redlock_and_need_a_majority() {
+    let mut nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+    let k = key("redlock");
+    let args = |nodes: &[RedisServer], rest: &[&str]| -> Output {
+        let mut cmd = redislock();
+        cmd.env_remove("REDIS_URL").args(["--timeout", "500ms"]);
+        for node in nodes {
+            cmd.arg("--url").arg(node.url());
+        }
+        cmd.args(rest).output().unwrap()
+    };
+    let out = args(&nodes, &["run", &k, "--", "sh", "-c", "exit 7"]);
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    let token = stdout(&args(&nodes, &["lock", &k, "--ttl", "30s"]));
+    assert_eq!(token.len(), 40);
+    // Every node holds it.
+    for node in &nodes {
+        let mut conn = redis::Client::open(node.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let value: Option<String> = redis::cmd("GET").arg(&k).query(&mut conn).unwrap();
+        assert_eq!(value.as_deref(), Some(token.as_str()));
+    }
+    assert_eq!(code(&args(&nodes, &["lock", &k])), 1, "held on a majority");
+    assert_eq!(code(&args(&nodes, &["release", &k, "--value", &token])), 0);
+    nodes[0].kill();
+    let out = args(&nodes, &["run", &k, "--", "true"]);
+    assert_eq!(code(&out), 0, "one node down of three: {}", stderr(&out));
+    nodes[1].kill();
+    let out = args(&nodes, &["run", &k, "--", "true"]);
+    assert_one_line_error(&out, 3, "quorum not reached: 1 of 2");
+}
+
+#[test]
+fn cluster_urls_lock_on_the_cluster() {
+    let base = server::per_process_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), "cli-cluster");
+    let cluster = Cluster::start(3, Some(&base));
+    let k = key("cluster");
+    let node = cluster.urls()[1].clone();
+    let cli = |rest: &[&str]| -> Output {
+        redislock()
+            .env_remove("REDIS_URL")
+            .args(["--cluster", "--url", &node])
+            .args(rest)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&[
+        "run",
+        &k,
+        "--fencing",
+        "--",
+        "sh",
+        "-c",
+        "test -n \"$REDISLOCK_FENCE\"",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let token = stdout(&cli(&["lock", &k, "--ttl", "30s"]));
+    assert_eq!(token.len(), 40, "{token}");
+    assert!(stdout(&cli(&["status", &k])).contains(": held"));
+    assert_eq!(code(&cli(&["release", &k, "--value", &token])), 0);
+    let out = cli(&["lock", "a}b"]);
+    assert_one_line_error(&out, 2, "hash tag");
+    let out = redislock()
+        .args(["--cluster", "--sentinel", "m", "get", "k"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "--cluster with --sentinel is a usage error");
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use ac_redislock::{AcquireOptions, LockError, LockParams, RedisLock, ReleaseParams};
 use redis::AsyncCommands;
-use support::cluster::{Cluster, shared_cluster};
+use support::cluster::Cluster;
+use support::shared_cluster;
 use support::unique_key;
 
 fn build(cluster: &Cluster) -> RedisLock {

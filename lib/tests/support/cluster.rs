@@ -1,10 +1,10 @@
 //! A Redis Cluster of our own: masters started as `redis-server --cluster-enabled yes` on free
 //! TCP ports (bus ports picked apart, so ports above 55535 work), joined by
-//! `redis-cli --cluster create`.
+//! `redis-cli --cluster create`. Used by the library's tests and, through `#[path]`, the CLI's.
+#![allow(dead_code, unreachable_pub)]
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::server::{self, Listen, RedisServer};
@@ -116,24 +116,4 @@ impl Cluster {
             .await
             .unwrap()
     }
-}
-
-/// The cluster shared by the tests of one test binary, started on first use, with the
-/// restricted user of the suites (plus what a cluster client needs) on every node.
-pub fn shared_cluster() -> &'static Cluster {
-    static SHARED: OnceLock<Cluster> = OnceLock::new();
-    SHARED.get_or_init(|| {
-        let base = server::per_process_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), "cluster");
-        let cluster = Cluster::start(3, Some(&base));
-        let mut acl = redis::cmd("ACL");
-        acl.arg("SETUSER").arg("locker");
-        for rule in super::LOCKER_ACL
-            .split_whitespace()
-            .chain(super::LOCKER_CLUSTER_ACL.split_whitespace())
-        {
-            acl.arg(rule);
-        }
-        cluster.on_every_node(&acl);
-        cluster
-    })
 }

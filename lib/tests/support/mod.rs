@@ -52,6 +52,26 @@ pub const LOCKER_ACL: &str = "on >locker-secret resetkeys ~* resetchannels \
     +zcard +zrange +zremrangebyscore +publish +subscribe +evalsha +eval +script|load +ping \
     +hello +select";
 
+/// The cluster shared by the tests of one test binary, started on first use, with the
+/// restricted user of the suites (plus what a cluster client needs) on every node.
+pub fn shared_cluster() -> &'static cluster::Cluster {
+    static SHARED: OnceLock<cluster::Cluster> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let base = server::per_process_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), "cluster");
+        let cluster = cluster::Cluster::start(3, Some(&base));
+        let mut acl = redis::cmd("ACL");
+        acl.arg("SETUSER").arg("locker");
+        for rule in LOCKER_ACL
+            .split_whitespace()
+            .chain(LOCKER_CLUSTER_ACL.split_whitespace())
+        {
+            acl.arg(rule);
+        }
+        cluster.on_every_node(&acl);
+        cluster
+    })
+}
+
 /// What the restricted user also needs in a Redis Cluster: the slot map and redirections.
 pub const LOCKER_CLUSTER_ACL: &str =
     "+cluster|slots +cluster|shards +cluster|nodes +asking +readonly";
@@ -268,7 +288,7 @@ impl Fixture {
                 }
             }
             Backend::Cluster => {
-                let cluster = cluster::shared_cluster();
+                let cluster = shared_cluster();
                 let raw = cluster.conn().await;
                 let locker =
                     redis::cluster::ClusterClient::new(cluster.urls_as("locker", "locker-secret"))
