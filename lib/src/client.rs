@@ -898,8 +898,8 @@ impl RedisLockBuilder {
         self
     }
 
-    /// Builds a Redlock client over independent Redis masters, one URL each (see
-    /// `## Redlock` in the crate docs for what it does and does not promise).
+    /// Builds a Redlock client over independent Redis masters, one URL each (see "Choosing a
+    /// deployment" in the [crate docs](crate) for what it does and does not promise).
     ///
     /// A lock is granted when a majority (N/2 + 1) of the nodes granted it, each answering
     /// within the [node timeout](Self::redlock_node_timeout), and time is left of the lease

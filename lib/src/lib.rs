@@ -71,6 +71,25 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Choosing a deployment
+//!
+//! - **One Redis** ([`RedisLock::from_url`]): mutual exclusion while Redis keeps the key. A restart
+//!   without persistence, or an eviction policy other than `noeviction`, can lose held locks.
+//! - **Sentinel** ([`RedisLockBuilder::build_sentinel`]): the client follows the master through
+//!   failovers. Replication is asynchronous, so a failover right after a grant can lose it; ask
+//!   for [`AcquireOptions::replicas`] and check [`LockGuard::replicas_acked`].
+//! - **Redis Cluster** ([`RedisLockBuilder::build_cluster`], or [`RedisLock::new`] with a cluster
+//!   connection): as Sentinel, per key slot. Waiter and fencing keys share the key's slot.
+//! - **Redlock** ([`RedisLockBuilder::build_redlock`]): held when a majority of N independent
+//!   masters granted it in time, so it survives the loss, pause or partition of a minority.
+//!   It does *not* survive a node restarting without persistence right away (the same lock can
+//!   then be granted to a second majority: delay restarts by more than the longest ttl), nor
+//!   large clock jumps on the nodes; and it has no fencing tokens (independent counters cannot
+//!   be monotonic), so a paused holder cannot be fenced off.
+//!
+//! In every deployment a holder that pauses past its lease can still act as if it held the lock;
+//! only a resource that checks [fencing tokens](LockGuard::fencing_token) is safe against that.
+//!
 //! # Coming from the Node original
 //!
 //! | Node `ac-redislock`                         | this crate                                          |
@@ -90,6 +109,8 @@
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
 //! | `tls`   | yes     | `rediss://` URLs, through rustls and the system's root certificates |
+//! | `cluster` | yes   | [`RedisLockBuilder::build_cluster`]; cluster connections recognised by [`RedisLock::new`] |
+//! | `sentinel` | yes  | [`RedisLockBuilder::build_sentinel`] |
 
 #![forbid(unsafe_code)]
 #![cfg_attr(
