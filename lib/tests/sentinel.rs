@@ -3,101 +3,12 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ac_redislock::{AcquireOptions, LockError, LockParams, RedisLock, ReleaseParams};
-use support::server::{self, Listen, RedisServer};
+use support::sentinel::{MASTER, Sentinel};
+use support::server::{Listen, RedisServer};
 use support::unique_key;
-
-const MASTER: &str = "mymaster";
-
-/// A sentinel process watching one master; killed when dropped.
-struct Sentinel {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Sentinel {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Sentinel {
-    fn start(master_port: u16) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = server::free_port().unwrap();
-        let conf = dir.path().join("sentinel.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "port {port}\nbind 127.0.0.1\ndir {}\nlogfile {}\n\
-                 sentinel monitor {MASTER} 127.0.0.1 {master_port} 1\n\
-                 sentinel down-after-milliseconds {MASTER} 1000\n\
-                 sentinel failover-timeout {MASTER} 5000\n",
-                dir.path().display(),
-                dir.path().join("sentinel.log").display()
-            ),
-        )
-        .unwrap();
-        let mut cmd = Command::new(server::server_bin());
-        cmd.arg(&conf)
-            .arg("--sentinel")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = server::spawn_tied_to_this_process(cmd)
-            .unwrap_or_else(|err| panic!("could not start a sentinel: {err}"));
-        let sentinel = Self {
-            child,
-            port,
-            _dir: dir,
-        };
-        sentinel.wait_until(|reply| reply.contains(&master_port.to_string()));
-        sentinel
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// `SENTINEL get-master-addr-by-name`, raw; empty while the sentinel is not up.
-    fn master_addr(&self) -> String {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return String::new();
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-        let name = MASTER;
-        let request = format!(
-            "*3\r\n$8\r\nSENTINEL\r\n$23\r\nget-master-addr-by-name\r\n${}\r\n{name}\r\n",
-            name.len()
-        );
-        if stream.write_all(request.as_bytes()).is_err() {
-            return String::new();
-        }
-        let mut reply = [0u8; 256];
-        let n = stream.read(&mut reply).unwrap_or(0);
-        String::from_utf8_lossy(&reply[..n]).into_owned()
-    }
-
-    /// Waits (up to 30 s) until the master address satisfies `ok`.
-    fn wait_until(&self, ok: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let reply = self.master_addr();
-            if ok(&reply) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "sentinel: {reply:?}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
 
 /// A master with one replica in sync, and a sentinel watching them.
 fn group() -> (RedisServer, RedisServer, Sentinel) {

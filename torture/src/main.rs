@@ -1,0 +1,326 @@
+//! `torture`: Jepsen-style runs of ac-redislock under faults, on this machine, loopback only.
+//!
+//! ```text
+//! cargo run --release -p ac-redislock-torture -- full     # the full run (RELIABILITY.md)
+//! cargo run -p ac-redislock-torture -- quick              # the short run CI does
+//! cargo run -p ac-redislock-torture -- quick --only kill-holder --seed 7
+//! ```
+//!
+//! Worker processes (this program, `worker`) contend for lock keys and, in each critical
+//! section, do non-atomic read-modify-writes on a Redis counter on a separate server, a fenced
+//! write, and a file. Every step goes to a history with a system-wide monotonic clock. A
+//! nemesis injects faults on a seeded schedule (the seed is printed). Then checkers look for
+//! overlapping critical sections, lost updates, fencing-token inversions at the resource and
+//! releases of someone else's lock; controls with deliberately broken locks prove that each
+//! checker sees what it checks. One line per scenario; the exit code is 0 only if every
+//! scenario met its verdict.
+
+#[path = "../../lib/tests/support/sentinel.rs"]
+mod sentinel;
+#[path = "../../lib/tests/support/server.rs"]
+mod server;
+
+mod check;
+mod failover;
+mod history;
+mod proxy;
+mod redlock_restart;
+mod scenario;
+mod worker;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use scenario::{Judge, Nemesis, Outcome, Scenario, Topology};
+use worker::Mode;
+
+/// How big a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scale {
+    Quick,
+    Full,
+}
+
+impl Scale {
+    fn pick<T>(self, quick: T, full: T) -> T {
+        match self {
+            Self::Quick => quick,
+            Self::Full => full,
+        }
+    }
+}
+
+fn scenarios(scale: Scale) -> Vec<Scenario> {
+    let ms = Duration::from_millis;
+    let safe = Scenario::safe;
+    let control = |name, mode, ttl_ms, post_cs| Scenario {
+        keys: 1,
+        sections: 150,
+        ttl: ms(ttl_ms),
+        renew: false,
+        fencing: false,
+        post_cs_delay_us: post_cs,
+        mode,
+        judge: Judge::Control,
+        ..safe(name)
+    };
+    vec![
+        Scenario {
+            workers: scale.pick(8, 16),
+            sections: scale.pick(500, 12_500),
+            ..safe("no-faults")
+        },
+        Scenario {
+            workers: scale.pick(8, 16),
+            keys: 1,
+            sections: scale.pick(250, 1_250),
+            ..safe("no-faults-one-key")
+        },
+        Scenario {
+            topology: Topology::Redlock(3),
+            workers: 6,
+            keys: 4,
+            sections: scale.pick(200, 2_000),
+            fencing: false,
+            ..safe("redlock-no-faults")
+        },
+        control("control-del-release", Mode::DelRelease, 20, (0, 40_000)),
+        control(
+            "control-get-del-release",
+            Mode::GetDelRelease,
+            20,
+            (0, 40_000),
+        ),
+        control("control-const-token", Mode::ConstToken, 20, (0, 40_000)),
+        Scenario {
+            sections: 40,
+            cs_sleep_us: (0, 120_000),
+            ..control("control-short-ttl", Mode::Safe, 50, (0, 0))
+        },
+        Scenario {
+            // Two keys for eight workers: someone always waits for the victim's key.
+            keys: 2,
+            sections: 0,
+            ttl: ms(1000),
+            cs_sleep_us: (1_000, 20_000),
+            nemesis: Nemesis::KillHolder {
+                count: scale.pick(10, 50),
+            },
+            ..safe("kill-holder")
+        },
+        Scenario {
+            sections: 0,
+            ttl: ms(1000),
+            cs_sleep_us: (50_000, 250_000),
+            nemesis: Nemesis::PauseHolder {
+                count: scale.pick(5, 50),
+                pause: ms(2000),
+            },
+            judge: Judge::Fenced,
+            ..safe("pause-holder")
+        },
+        Scenario {
+            sections: 0,
+            ttl: ms(1000),
+            nemesis: Nemesis::PauseRedis {
+                count: scale.pick(3, 20),
+                pause: ms(500),
+            },
+            ..safe("pause-redis-short")
+        },
+        Scenario {
+            sections: 0,
+            ttl: ms(1000),
+            nemesis: Nemesis::PauseRedis {
+                count: scale.pick(3, 20),
+                pause: ms(2000),
+            },
+            judge: Judge::Fenced,
+            ..safe("pause-redis-long")
+        },
+        Scenario {
+            sections: 0,
+            ttl: ms(1000),
+            nemesis: Nemesis::RestartRedis {
+                count: scale.pick(3, 20),
+            },
+            judge: Judge::Fenced,
+            ..safe("restart-redis")
+        },
+        Scenario {
+            sections: 0,
+            ttl: ms(1000),
+            nemesis: Nemesis::ProxyDelayReset {
+                count: scale.pick(8, 40),
+            },
+            ..safe("proxy-delay-reset")
+        },
+        Scenario {
+            sections: 0,
+            ttl: ms(1000),
+            cs_sleep_us: (10_000, 100_000),
+            nemesis: Nemesis::ProxyBlackhole {
+                count: scale.pick(3, 20),
+                hold: ms(2000),
+            },
+            judge: Judge::Fenced,
+            ..safe("proxy-blackhole")
+        },
+        Scenario {
+            topology: Topology::Redlock(5),
+            workers: 6,
+            keys: 4,
+            sections: 0,
+            fencing: false,
+            nemesis: Nemesis::RedlockMinority {
+                count: scale.pick(10, 50),
+                hold: ms(400),
+            },
+            ..safe("redlock-minority")
+        },
+    ]
+}
+
+fn line(o: &Outcome) -> String {
+    let f = &o.findings;
+    let ms = |p: Option<(f64, f64, f64)>| {
+        p.map_or("-".into(), |(a, b, c)| format!("{a:.0}/{b:.0}/{c:.0}"))
+    };
+    let detected = o
+        .detected
+        .map_or(String::new(), |(d, p)| format!(" lost_detected={d}/{p}"));
+    format!(
+        "{} seed={} ops={} faults={} overlaps={} lost={} file_lost={} inversions={} \
+         stale_fenced_rejected={} stale_fenced_accepted={} foreign_releases={} indeterminate={} \
+         losses_noticed={} takeover_ms={} detect_ms={}{detected} verdict={} ({:.1} s)",
+        o.name,
+        o.seed,
+        f.sections,
+        o.faults,
+        f.overlaps,
+        f.lost_updates,
+        f.lost_file_writes,
+        f.inversions,
+        f.stale_rejected,
+        f.inversions,
+        f.foreign_releases,
+        f.indeterminate,
+        f.losses_noticed,
+        ms(o.takeover),
+        ms(o.detect),
+        o.verdict,
+        o.seconds
+    )
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("torture: error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.first().map(String::as_str) == Some("worker") {
+        let result = std::env::var("TORTURE_WORKER")
+            .map_err(|_| "TORTURE_WORKER is not set".to_owned())
+            .and_then(|text| worker::WorkerConfig::decode(&text))
+            .and_then(|cfg| runtime.block_on(worker::run(cfg)));
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("torture worker: error: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let scale = match args.first().map(String::as_str) {
+        Some("quick") | None => Scale::Quick,
+        Some("full") => Scale::Full,
+        Some(other) => {
+            eprintln!("usage: torture [quick|full] [--seed N] [--only SCENARIO]; got {other:?}");
+            return ExitCode::from(2);
+        }
+    };
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let seed = flag("--seed")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| history::now_ns() % 1_000_000);
+    let only = flag("--only");
+    println!("torture {scale:?} run, seed {seed} (repeat with --seed {seed})");
+    let mut green = true;
+    let mut outcomes = Vec::new();
+    for s in scenarios(scale) {
+        if only.as_deref().is_some_and(|o| o != s.name) {
+            continue;
+        }
+        match runtime.block_on(scenario::run(&s, seed)) {
+            Ok(outcome) => {
+                println!("{}", line(&outcome));
+                green &= outcome.green;
+                outcomes.push(outcome);
+            }
+            Err(err) => {
+                println!("{} seed={seed} verdict=FAIL(could not run: {err})", s.name);
+                green = false;
+            }
+        }
+    }
+    for restart in [
+        redlock_restart::Restart::Immediate,
+        redlock_restart::Restart::Delayed,
+    ] {
+        if only.as_deref().is_some_and(|o| o != restart.name()) {
+            continue;
+        }
+        let rounds = scale.pick(5, restart.full_rounds());
+        match runtime.block_on(redlock_restart::run(restart, rounds)) {
+            Ok(outcome) => {
+                println!("{}", outcome.line());
+                green &= outcome.green;
+            }
+            Err(err) => {
+                println!("{} verdict=FAIL(could not run: {err})", restart.name());
+                green = false;
+            }
+        }
+    }
+    for wait in [failover::Wait::Without, failover::Wait::With] {
+        if only.as_deref().is_some_and(|o| o != wait.name()) {
+            continue;
+        }
+        match runtime.block_on(failover::run(wait, scale.pick(1, 10))) {
+            Ok(outcome) => {
+                println!("{}", outcome.line());
+                green &= outcome.green;
+            }
+            Err(err) => {
+                println!("{} verdict=FAIL(could not run: {err})", wait.name());
+                green = false;
+            }
+        }
+    }
+    println!(
+        "torture: {}",
+        if green {
+            "all scenarios met their verdicts"
+        } else {
+            "SOME SCENARIOS FAILED"
+        }
+    );
+    if green {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,545 @@
+//! The scenarios: servers, workers, a fault schedule (the nemesis), then the checkers and a
+//! verdict.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use redis::AsyncCommands;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::check::{self, Findings, Resources};
+use crate::history::{self, Kind, Recorder};
+use crate::proxy::{Fault, Proxy, Upstream};
+use crate::server::RedisServer;
+use crate::worker::{Mode, Rng, WorkerConfig};
+
+/// Where the locks live.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Topology {
+    Single,
+    Redlock(usize),
+}
+
+/// The fault schedule.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Nemesis {
+    None,
+    /// SIGKILL a worker that holds a lock, `count` times; a new worker replaces it.
+    KillHolder {
+        count: usize,
+    },
+    /// SIGSTOP a holder for `pause`, then SIGCONT, `count` times.
+    PauseHolder {
+        count: usize,
+        pause: Duration,
+    },
+    /// SIGSTOP the (first) lock server for `pause`, `count` times.
+    PauseRedis {
+        count: usize,
+        pause: Duration,
+    },
+    /// SIGKILL the lock server and start it again at once, without persistence.
+    RestartRedis {
+        count: usize,
+    },
+    /// Kill or pause a random minority of the Redlock nodes for `hold`, `count` times.
+    RedlockMinority {
+        count: usize,
+        hold: Duration,
+    },
+    /// Half the workers reach Redis through a proxy that delays (5 to 100 ms) or resets their
+    /// connections, `count` times.
+    ProxyDelayReset {
+        count: usize,
+    },
+    /// Half the workers reach Redis through a proxy that blackholes them for `hold`, then
+    /// delivers what it held, `count` times.
+    ProxyBlackhole {
+        count: usize,
+        hold: Duration,
+    },
+}
+
+/// What must hold for a scenario to be green.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Judge {
+    /// No violation at all.
+    Safe,
+    /// A deliberately broken lock: the checkers must find violations.
+    Control,
+    /// Holders paused past their lease: every pause noticed, no stale fenced write accepted;
+    /// lock-level overlaps (and unfenced lost updates) are expected and reported.
+    Fenced,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Scenario {
+    pub(crate) name: &'static str,
+    pub(crate) topology: Topology,
+    pub(crate) workers: usize,
+    pub(crate) keys: usize,
+    /// Per worker; 0 = until the nemesis is done.
+    pub(crate) sections: usize,
+    pub(crate) ttl: Duration,
+    pub(crate) renew: bool,
+    pub(crate) fencing: bool,
+    pub(crate) cs_sleep_us: (u64, u64),
+    pub(crate) post_cs_delay_us: (u64, u64),
+    pub(crate) mode: Mode,
+    pub(crate) nemesis: Nemesis,
+    pub(crate) judge: Judge,
+}
+
+impl Scenario {
+    pub(crate) fn safe(name: &'static str) -> Self {
+        Self {
+            name,
+            topology: Topology::Single,
+            workers: 8,
+            keys: 8,
+            sections: 100,
+            ttl: Duration::from_secs(2),
+            renew: true,
+            fencing: true,
+            cs_sleep_us: (0, 200),
+            post_cs_delay_us: (0, 0),
+            mode: Mode::Safe,
+            nemesis: Nemesis::None,
+            judge: Judge::Safe,
+        }
+    }
+}
+
+/// One scenario's outcome.
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    pub(crate) name: &'static str,
+    pub(crate) seed: u64,
+    pub(crate) findings: Findings,
+    pub(crate) faults: String,
+    pub(crate) takeover: Option<(f64, f64, f64)>,
+    pub(crate) detect: Option<(f64, f64, f64)>,
+    pub(crate) detected: Option<(u64, u64)>,
+    pub(crate) verdict: String,
+    pub(crate) green: bool,
+    pub(crate) seconds: f64,
+}
+
+/// The workers of a run, and which of them hold a lock right now.
+struct Crew {
+    dir: PathBuf,
+    base: WorkerConfig,
+    /// The proxy's URL, for the even-numbered workers.
+    proxied: Option<String>,
+    next_id: usize,
+    children: Vec<(usize, tokio::process::Child)>,
+    /// worker id -> (pid, key) while it is inside a critical section.
+    holders: Arc<Mutex<HashMap<usize, (u32, String)>>>,
+}
+
+impl Crew {
+    fn spawn(&mut self) -> Result<(), String> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let lock_urls = match &self.proxied {
+            Some(url) if id.is_multiple_of(2) => vec![url.clone()],
+            _ => self.base.lock_urls.clone(),
+        };
+        let cfg = WorkerConfig {
+            id,
+            lock_urls,
+            seed: self.base.seed.wrapping_add(id as u64 * 7919),
+            ..self.base.clone()
+        };
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut child = tokio::process::Command::new(exe)
+            .arg("worker")
+            .env("TORTURE_WORKER", cfg.encode())
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start a worker: {e}"))?;
+        let pid = child.id().unwrap_or(0);
+        if let Some(stdout) = child.stdout.take() {
+            let holders = Arc::clone(&self.holders);
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stdout).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut parts = line.split(' ');
+                    let (Some(what), Some(_id), Some(key)) =
+                        (parts.next(), parts.next(), parts.next())
+                    else {
+                        continue;
+                    };
+                    let mut holders = holders.lock().unwrap_or_else(|p| p.into_inner());
+                    match what {
+                        "in" => {
+                            holders.insert(id, (pid, key.to_owned()));
+                        }
+                        _ => {
+                            holders.remove(&id);
+                        }
+                    }
+                }
+                holders
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+            });
+        }
+        self.children.push((id, child));
+        Ok(())
+    }
+
+    /// A worker inside a critical section, picked at random; waits up to 5 s for one.
+    async fn holder(&self, rng: &mut Rng) -> Option<(usize, u32)> {
+        for _ in 0..500 {
+            {
+                let holders = self.holders.lock().unwrap_or_else(|p| p.into_inner());
+                if !holders.is_empty() {
+                    let mut ids: Vec<usize> = holders.keys().copied().collect();
+                    ids.sort_unstable();
+                    let id = ids[rng.below(ids.len() as u64) as usize];
+                    return holders.get(&id).map(|(pid, _)| (id, *pid));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
+    }
+
+    /// Tells the workers to stop after their current section and waits for all of them.
+    async fn finish(&mut self, until_done: bool) {
+        if !until_done {
+            let _ = std::fs::write(self.dir.join("stop"), "stop");
+        }
+        for (_, child) in &mut self.children {
+            let waited = tokio::time::timeout(Duration::from_secs(600), child.wait()).await;
+            if waited.is_err() {
+                let _ = child.start_kill();
+            }
+        }
+    }
+}
+
+fn signal(pid: u32, signal: Signal) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = kill(Pid::from_raw(pid), signal);
+    }
+}
+
+/// Runs one scenario and judges it.
+pub(crate) async fn run(s: &Scenario, seed: u64) -> Result<Outcome, String> {
+    let started = std::time::Instant::now();
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("torture-{}-", s.name))
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let resource = RedisServer::start();
+    let mut lock_servers: Vec<RedisServer> = match s.topology {
+        Topology::Single => vec![RedisServer::start()],
+        Topology::Redlock(n) => (0..n).map(|_| RedisServer::start()).collect(),
+    };
+    let base = WorkerConfig {
+        id: 0,
+        lock_urls: lock_servers.iter().map(RedisServer::url).collect(),
+        resource_url: resource.url(),
+        dir: dir.path().to_owned(),
+        keys: s.keys,
+        sections: s.sections,
+        ttl: s.ttl,
+        renew: s.renew,
+        fencing: s.fencing,
+        cs_sleep_us: s.cs_sleep_us,
+        post_cs_delay_us: s.post_cs_delay_us,
+        mode: s.mode,
+        seed,
+        node_timeout: Duration::from_millis(100),
+    };
+    let proxy = match s.nemesis {
+        Nemesis::ProxyDelayReset { .. } | Nemesis::ProxyBlackhole { .. } => Some(
+            Proxy::start(Upstream::Unix(lock_servers[0].socket()))
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        _ => None,
+    };
+    let mut crew = Crew {
+        dir: dir.path().to_owned(),
+        base,
+        proxied: proxy.as_ref().map(Proxy::url),
+        next_id: 0,
+        children: Vec::new(),
+        holders: Arc::default(),
+    };
+    for _ in 0..s.workers {
+        crew.spawn()?;
+    }
+    let mut nemesis = Recorder::create(&dir.path().join("nemesis.history"), "nemesis")
+        .map_err(|e| e.to_string())?;
+    let mut rng = Rng::new(seed);
+    let faults = run_nemesis(
+        s,
+        &mut crew,
+        &mut lock_servers,
+        proxy.as_ref(),
+        &mut nemesis,
+        &mut rng,
+    )
+    .await?;
+    crew.finish(matches!(s.nemesis, Nemesis::None) && s.sections > 0)
+        .await;
+    let end_of_run = history::now_ns();
+
+    let resources = read_resources(&resource, s.keys, dir.path()).await?;
+    let events = history::read_all(dir.path()).map_err(|e| e.to_string())?;
+    let findings = check::check(&events, &resources, end_of_run);
+    let takeover = match s.nemesis {
+        Nemesis::KillHolder { .. } => check::percentiles(check::takeovers(&events, "kill")),
+        _ => None,
+    };
+    let (detected, detect) = match s.nemesis {
+        Nemesis::PauseHolder { .. } => {
+            let (pauses, detected, latencies) = check::detections(&events);
+            (Some((detected, pauses)), check::percentiles(latencies))
+        }
+        _ => (None, None),
+    };
+    let (verdict, green) = judge(s, &findings, detected, takeover);
+    Ok(Outcome {
+        name: s.name,
+        seed,
+        findings,
+        faults,
+        takeover,
+        detect,
+        detected,
+        verdict,
+        green,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn judge(
+    s: &Scenario,
+    f: &Findings,
+    detected: Option<(u64, u64)>,
+    takeover: Option<(f64, f64, f64)>,
+) -> (String, bool) {
+    match s.judge {
+        Judge::Safe => {
+            // After a kill the lock must be free again within its ttl, the waiter's backoff
+            // (100 ms at most here) and a margin.
+            let bound_ms = s.ttl.as_millis() as f64 + 100.0 + 300.0;
+            let slow = takeover.is_some_and(|(_, _, max)| max > bound_ms);
+            if f.violations() == 0 && !slow && f.sections > 0 {
+                ("PASS".into(), true)
+            } else if slow {
+                (format!("FAIL(takeover max over {bound_ms} ms)"), false)
+            } else {
+                ("FAIL".into(), false)
+            }
+        }
+        Judge::Control => {
+            if f.violations() > 0 {
+                (format!("CAUGHT(violations={})", f.violations()), true)
+            } else {
+                ("FAIL(control not caught)".into(), false)
+            }
+        }
+        Judge::Fenced => {
+            let all_noticed = detected.is_some_and(|(d, p)| p > 0 && d == p);
+            let ok = f.inversions == 0 && (detected.is_none() || all_noticed);
+            let note = format!(
+                "EXPECTED-UNSAFE(lock-level overlaps={}, unfenced lost updates={})",
+                f.overlaps, f.lost_updates
+            );
+            if ok {
+                (format!("PASS fenced; {note}"), true)
+            } else {
+                (format!("FAIL; {note}"), false)
+            }
+        }
+    }
+}
+
+/// Applies the fault schedule, recording each fault; returns a summary like `kill:10`.
+async fn run_nemesis(
+    s: &Scenario,
+    crew: &mut Crew,
+    servers: &mut [RedisServer],
+    proxy: Option<&Proxy>,
+    rec: &mut Recorder,
+    rng: &mut Rng,
+) -> Result<String, String> {
+    let gap = |rng: &mut Rng, base_ms: u64| Duration::from_millis(base_ms + rng.below(base_ms));
+    match s.nemesis {
+        Nemesis::None => Ok("none".into()),
+        Nemesis::KillHolder { count } => {
+            let mut done = 0;
+            for _ in 0..count {
+                tokio::time::sleep(gap(rng, 150)).await;
+                let Some((id, pid)) = crew.holder(rng).await else {
+                    continue;
+                };
+                rec.record("-", "kill", Kind::Info, format!("w{id}"));
+                signal(pid, Signal::SIGKILL);
+                crew.holders
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                crew.spawn()?;
+                done += 1;
+            }
+            // Let the last takeover happen before stopping.
+            tokio::time::sleep(s.ttl + Duration::from_millis(500)).await;
+            Ok(format!("kill:{done}"))
+        }
+        Nemesis::PauseHolder { count, pause } => {
+            let mut done = 0;
+            for _ in 0..count {
+                tokio::time::sleep(gap(rng, 100)).await;
+                let Some((id, pid)) = crew.holder(rng).await else {
+                    continue;
+                };
+                rec.record("-", "pause", Kind::Info, format!("w{id}"));
+                signal(pid, Signal::SIGSTOP);
+                tokio::time::sleep(pause).await;
+                rec.record("-", "resume", Kind::Info, format!("w{id}"));
+                signal(pid, Signal::SIGCONT);
+                done += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok(format!("pause-holder:{done}"))
+        }
+        Nemesis::PauseRedis { count, pause } => {
+            for _ in 0..count {
+                tokio::time::sleep(gap(rng, 300)).await;
+                rec.record("-", "pause", Kind::Info, "redis");
+                servers[0].pause();
+                tokio::time::sleep(pause).await;
+                servers[0].resume();
+                rec.record("-", "resume", Kind::Info, "redis");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok(format!("pause-redis:{count}"))
+        }
+        Nemesis::RestartRedis { count } => {
+            for _ in 0..count {
+                tokio::time::sleep(gap(rng, 400)).await;
+                rec.record("-", "restart", Kind::Info, "redis");
+                servers[0].restart();
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok(format!("restart-redis:{count}"))
+        }
+        Nemesis::RedlockMinority { count, hold } => {
+            let n = servers.len();
+            for _ in 0..count {
+                tokio::time::sleep(gap(rng, 200)).await;
+                let faulty = 1 + rng.below((n / 2) as u64) as usize;
+                let mut nodes: Vec<usize> = (0..n).collect();
+                for i in (1..n).rev() {
+                    nodes.swap(i, rng.below(i as u64 + 1) as usize);
+                }
+                let nodes = &nodes[..faulty];
+                let paused = rng.below(2) == 0;
+                rec.record(
+                    "-",
+                    if paused { "pause" } else { "kill" },
+                    Kind::Info,
+                    format!("nodes {nodes:?}"),
+                );
+                for &i in nodes {
+                    if paused {
+                        servers[i].pause()
+                    } else {
+                        servers[i].kill()
+                    }
+                }
+                tokio::time::sleep(hold).await;
+                for &i in nodes {
+                    if paused {
+                        servers[i].resume()
+                    } else {
+                        servers[i].restart()
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(format!("redlock-minority:{count}"))
+        }
+        Nemesis::ProxyDelayReset { count } => {
+            let proxy = proxy.ok_or("no proxy")?;
+            let mut resets = 0;
+            for _ in 0..count {
+                tokio::time::sleep(gap(rng, 200)).await;
+                let fault = match rng.below(4) {
+                    0 => Fault::Delay(Duration::from_millis(5)),
+                    1 => Fault::Delay(Duration::from_millis(30)),
+                    2 => Fault::Delay(Duration::from_millis(100)),
+                    _ => {
+                        resets += 1;
+                        Fault::Reset
+                    }
+                };
+                rec.record("-", "proxy", Kind::Info, format!("{fault:?}"));
+                proxy.set(fault);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                proxy.set(Fault::Pass);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok(format!("proxy-delay:{}+reset:{resets}", count - resets))
+        }
+        Nemesis::ProxyBlackhole { count, hold } => {
+            let proxy = proxy.ok_or("no proxy")?;
+            for _ in 0..count {
+                tokio::time::sleep(gap(rng, 300)).await;
+                rec.record("-", "proxy", Kind::Info, "blackhole");
+                proxy.set(Fault::Blackhole);
+                tokio::time::sleep(hold).await;
+                proxy.set(Fault::Pass);
+                rec.record("-", "proxy", Kind::Info, "heal");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok(format!("proxy-blackhole:{count}"))
+        }
+    }
+}
+
+async fn read_resources(
+    resource: &RedisServer,
+    keys: usize,
+    dir: &Path,
+) -> Result<Resources, String> {
+    let mut conn = redis::Client::open(resource.url())
+        .map_err(|e| e.to_string())?
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = Resources::default();
+    for k in 0..keys {
+        let key = k.to_string();
+        let counter: Option<i64> = conn
+            .get(format!("ctr:{k}"))
+            .await
+            .map_err(|e| e.to_string())?;
+        out.counter.insert(key.clone(), counter.unwrap_or(0));
+        let log: Vec<u64> = conn
+            .lrange(format!("flog:{k}"), 0, -1)
+            .await
+            .map_err(|e| e.to_string())?;
+        out.fence_log.insert(key.clone(), log);
+        let lines = std::fs::read_to_string(dir.join(format!("res_{k}.log")))
+            .map(|text| text.lines().count() as i64)
+            .unwrap_or(0);
+        out.file_lines.insert(key, lines);
+    }
+    Ok(out)
+}

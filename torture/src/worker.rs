@@ -1,0 +1,398 @@
+//! A worker process: takes locks and, inside each critical section, does non-atomic
+//! read-modify-writes on the resources, recording every step in its history.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use ac_redislock::{AcquireOptions, LockError, LossReason, RedisLock, RetryPolicy};
+use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
+
+use crate::history::{Kind, Recorder};
+
+/// How a worker releases, or what is broken about its lock (the controls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// The library as it is.
+    Safe,
+    /// Control: release by a plain `DEL`, whoever holds the key.
+    DelRelease,
+    /// Control: the Node original's release, `GET` and then `DEL` if it matched.
+    GetDelRelease,
+    /// Control: every worker locks with the same token.
+    ConstToken,
+}
+
+impl Mode {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Safe => "safe",
+            Self::DelRelease => "del-release",
+            Self::GetDelRelease => "get-del-release",
+            Self::ConstToken => "const-token",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, String> {
+        [
+            Self::Safe,
+            Self::DelRelease,
+            Self::GetDelRelease,
+            Self::ConstToken,
+        ]
+        .into_iter()
+        .find(|m| m.name() == s)
+        .ok_or_else(|| format!("unknown mode {s:?}"))
+    }
+}
+
+/// What a worker is told, passed in an environment variable as `name=value` lines.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerConfig {
+    pub(crate) id: usize,
+    /// One URL: a single Redis; several: Redlock over them.
+    pub(crate) lock_urls: Vec<String>,
+    pub(crate) resource_url: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) keys: usize,
+    /// Critical sections to complete; 0 for "until the stop file appears".
+    pub(crate) sections: usize,
+    pub(crate) ttl: Duration,
+    pub(crate) renew: bool,
+    pub(crate) fencing: bool,
+    pub(crate) cs_sleep_us: (u64, u64),
+    pub(crate) post_cs_delay_us: (u64, u64),
+    pub(crate) mode: Mode,
+    pub(crate) seed: u64,
+    pub(crate) node_timeout: Duration,
+}
+
+impl WorkerConfig {
+    pub(crate) fn encode(&self) -> String {
+        format!(
+            "id={}\nlock_urls={}\nresource_url={}\ndir={}\nkeys={}\nsections={}\nttl_ms={}\n\
+             renew={}\nfencing={}\ncs_sleep_us={},{}\npost_cs_delay_us={},{}\nmode={}\nseed={}\n\
+             node_timeout_ms={}",
+            self.id,
+            self.lock_urls.join(","),
+            self.resource_url,
+            self.dir.display(),
+            self.keys,
+            self.sections,
+            self.ttl.as_millis(),
+            self.renew,
+            self.fencing,
+            self.cs_sleep_us.0,
+            self.cs_sleep_us.1,
+            self.post_cs_delay_us.0,
+            self.post_cs_delay_us.1,
+            self.mode.name(),
+            self.seed,
+            self.node_timeout.as_millis(),
+        )
+    }
+
+    pub(crate) fn decode(text: &str) -> Result<Self, String> {
+        let field = |name: &str| -> Result<&str, String> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+                .ok_or_else(|| format!("missing {name}"))
+        };
+        let num = |name: &str| -> Result<u64, String> {
+            field(name)?.parse().map_err(|_| format!("bad {name}"))
+        };
+        let pair = |name: &str| -> Result<(u64, u64), String> {
+            let (a, b) = field(name)?.split_once(',').ok_or(format!("bad {name}"))?;
+            Ok((
+                a.parse().map_err(|_| format!("bad {name}"))?,
+                b.parse().map_err(|_| format!("bad {name}"))?,
+            ))
+        };
+        Ok(Self {
+            id: num("id")? as usize,
+            lock_urls: field("lock_urls")?.split(',').map(str::to_owned).collect(),
+            resource_url: field("resource_url")?.to_owned(),
+            dir: PathBuf::from(field("dir")?),
+            keys: num("keys")? as usize,
+            sections: num("sections")? as usize,
+            ttl: Duration::from_millis(num("ttl_ms")?),
+            renew: field("renew")? == "true",
+            fencing: field("fencing")? == "true",
+            cs_sleep_us: pair("cs_sleep_us")?,
+            post_cs_delay_us: pair("post_cs_delay_us")?,
+            mode: Mode::parse(field("mode")?)?,
+            seed: num("seed")?,
+            node_timeout: Duration::from_millis(num("node_timeout_ms")?),
+        })
+    }
+}
+
+/// The write a fencing-aware resource does: accepted only with a fence at least the highest it
+/// has accepted; the accepted fences are logged in order.
+/// KEYS: fence, fenced counter, fence log. ARGV: the fence. Returns 1 accepted, 0 rejected.
+static FENCED_WRITE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        "local last = tonumber(redis.call('GET', KEYS[1]) or '-1') \
+         local fence = tonumber(ARGV[1]) \
+         if fence < last then return 0 end \
+         redis.call('SET', KEYS[1], ARGV[1]) \
+         redis.call('INCR', KEYS[2]) \
+         redis.call('RPUSH', KEYS[3], ARGV[1]) \
+         return 1",
+    )
+});
+
+/// A small xorshift generator.
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next() % n }
+    }
+
+    pub(crate) fn between(&mut self, (low, high): (u64, u64)) -> u64 {
+        low + self.below(high.saturating_sub(low) + 1)
+    }
+}
+
+/// The lock key of index `i`, hash-tagged as a cluster would want.
+pub(crate) fn lock_key(i: usize) -> String {
+    format!("{{res:{i}}}")
+}
+
+async fn sleep_us(us: u64) {
+    if us > 0 {
+        tokio::time::sleep(Duration::from_micros(us)).await;
+    }
+}
+
+/// Runs a worker to its end. Errors are for setup problems; lock and resource failures are
+/// recorded and the worker goes on.
+pub(crate) async fn run(cfg: WorkerConfig) -> Result<(), String> {
+    let proc = format!("w{}", cfg.id);
+    let mut rec = Recorder::create(&cfg.dir.join(format!("{proc}.history")), &proc)
+        .map_err(|e| e.to_string())?;
+    let builder = RedisLock::builder()
+        .command_timeout(Duration::from_millis(800))
+        .redlock_node_timeout(cfg.node_timeout);
+    let urls: Vec<&str> = cfg.lock_urls.iter().map(String::as_str).collect();
+    let locks = match urls.as_slice() {
+        [url] => builder.build_from_url(url),
+        _ => builder.build_redlock(&urls),
+    }
+    .map_err(|e| e.to_string())?;
+    let raw_lock = redis::Client::open(cfg.lock_urls[0].as_str())
+        .map_err(|e| e.to_string())?
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let resource = redis::Client::open(cfg.resource_url.as_str())
+        .map_err(|e| e.to_string())?
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut rng = Rng::new(cfg.seed ^ (cfg.id as u64).rotate_left(17));
+    let stop = cfg.dir.join("stop");
+    let mut done = 0usize;
+    let mut stdout = std::io::stdout();
+    while (cfg.sections == 0 || done < cfg.sections) && !stop.exists() {
+        let k = rng.below(cfg.keys as u64) as usize;
+        let key = k.to_string();
+        let mut options = AcquireOptions::new()
+            .ttl(cfg.ttl)
+            .wait(Duration::from_secs(10))
+            .retry(RetryPolicy::new().with_max_delay(Duration::from_millis(100)))
+            .auto_renew(cfg.renew)
+            .fencing(cfg.fencing);
+        if cfg.mode == Mode::ConstToken {
+            options = options.token("constant-token");
+        }
+        rec.record(&key, "acquire", Kind::Invoke, "-");
+        let guard = match locks.acquire_with(&lock_key(k), options).await {
+            Ok(guard) => guard,
+            Err(LockError::Locked { .. }) => {
+                rec.record(&key, "acquire", Kind::Fail, "locked");
+                continue;
+            }
+            Err(err) => {
+                let kind = if err.is_backend() {
+                    Kind::Info
+                } else {
+                    Kind::Fail
+                };
+                rec.record(&key, "acquire", kind, err.to_string());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let fence = guard.fencing_token();
+        rec.record(
+            &key,
+            "acquire",
+            Kind::Ok,
+            format!("{} {}", guard.token(), fence.map_or(-1, |f| f as i64)),
+        );
+        let _ = writeln!(stdout, "in {} {key}", cfg.id);
+        let _ = stdout.flush();
+        // Loss is recorded when it is noticed, even in the middle of the section.
+        let watcher = {
+            let lost = guard.lost();
+            let mut rec = Recorder::create(&cfg.dir.join(format!("{proc}.history")), &proc)
+                .map_err(|e| e.to_string())?;
+            let key = key.clone();
+            tokio::spawn(async move {
+                let reason = lost.await;
+                if reason != LossReason::Released {
+                    rec.record(&key, "lost", Kind::Info, reason);
+                }
+            })
+        };
+        rec.record(&key, "cs_enter", Kind::Ok, "-");
+        critical_section(&cfg, k, fence, &resource, &mut rng, &mut rec).await;
+        rec.record(&key, "cs_exit", Kind::Invoke, "-");
+        let _ = writeln!(stdout, "out {} {key}", cfg.id);
+        let _ = stdout.flush();
+        sleep_us(rng.between(cfg.post_cs_delay_us)).await;
+        rec.record(&key, "release", Kind::Invoke, "-");
+        let released = match cfg.mode {
+            Mode::Safe | Mode::ConstToken => guard.release().await.map_err(|e| e.to_string()),
+            Mode::DelRelease => {
+                let _ = guard.detach();
+                let mut conn = raw_lock.clone();
+                conn.del::<_, i64>(lock_key(k))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|n| {
+                        if n == 1 {
+                            Ok(())
+                        } else {
+                            Err("not held".into())
+                        }
+                    })
+            }
+            Mode::GetDelRelease => {
+                let token = guard.detach();
+                let mut conn = raw_lock.clone();
+                let current: Option<String> = conn.get(lock_key(k)).await.unwrap_or(None);
+                if current.as_deref() == Some(token.as_str()) {
+                    // The original's window between the GET and the DEL.
+                    sleep_us(rng.between(cfg.post_cs_delay_us)).await;
+                    conn.del::<_, i64>(lock_key(k))
+                        .await
+                        .map_err(|e| e.to_string())
+                        .map(|_| ())
+                } else {
+                    Err("mismatch".into())
+                }
+            }
+        };
+        watcher.abort();
+        match released {
+            Ok(()) => rec.record(&key, "release", Kind::Ok, "-"),
+            Err(err) => rec.record(&key, "release", Kind::Fail, err),
+        };
+        done += 1;
+    }
+    Ok(())
+}
+
+/// The non-atomic work on the resources: an unfenced counter (GET, pause, SET), a fenced write,
+/// and a file read and rewritten.
+async fn critical_section(
+    cfg: &WorkerConfig,
+    k: usize,
+    fence: Option<u64>,
+    resource: &MultiplexedConnection,
+    rng: &mut Rng,
+    rec: &mut Recorder,
+) {
+    let key = k.to_string();
+    let mut conn = resource.clone();
+    let counter = format!("ctr:{k}");
+    let read: Result<Option<i64>, _> = conn.get(&counter).await;
+    let pause = rng.between(cfg.cs_sleep_us);
+    match read {
+        Ok(value) => {
+            let value = value.unwrap_or(0);
+            sleep_us(pause).await;
+            rec.record(&key, "write", Kind::Invoke, value + 1);
+            match conn.set::<_, _, ()>(&counter, value + 1).await {
+                Ok(()) => rec.record(&key, "write", Kind::Ok, value + 1),
+                Err(err) => rec.record(&key, "write", Kind::Info, err),
+            };
+        }
+        Err(err) => {
+            rec.record(&key, "write", Kind::Fail, err);
+        }
+    }
+    if let Some(fence) = fence {
+        rec.record(&key, "fwrite", Kind::Invoke, fence);
+        let accepted: Result<i64, _> = FENCED_WRITE
+            .key(format!("fence:{k}"))
+            .key(format!("fctr:{k}"))
+            .key(format!("flog:{k}"))
+            .arg(fence)
+            .invoke_async(&mut conn)
+            .await;
+        match accepted {
+            Ok(1) => rec.record(&key, "fwrite", Kind::Ok, fence),
+            Ok(_) => rec.record(&key, "fwrite", Kind::Fail, fence),
+            Err(err) => rec.record(&key, "fwrite", Kind::Info, err),
+        };
+    }
+    // The file: read it all, write it back with one more line (through a rename, so a killed
+    // worker leaves the old file or the new one, never half of one).
+    let path = cfg.dir.join(format!("res_{k}.log"));
+    let before = tokio::fs::read_to_string(&path).await.unwrap_or_default();
+    let line = format!("w{} {}\n", cfg.id, crate::history::now_ns());
+    let temp = cfg.dir.join(format!("res_{k}.w{}.tmp", cfg.id));
+    rec.record(&key, "file", Kind::Invoke, "-");
+    let written = match tokio::fs::write(&temp, before + &line).await {
+        Ok(()) => tokio::fs::rename(&temp, &path).await,
+        Err(err) => Err(err),
+    };
+    match written {
+        Ok(()) => rec.record(&key, "file", Kind::Ok, "-"),
+        Err(err) => rec.record(&key, "file", Kind::Info, err),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_round_trips() {
+        let cfg = WorkerConfig {
+            id: 3,
+            lock_urls: vec!["unix:///a".into(), "unix:///b".into()],
+            resource_url: "unix:///r".into(),
+            dir: PathBuf::from("/tmp/x"),
+            keys: 8,
+            sections: 100,
+            ttl: Duration::from_millis(1500),
+            renew: true,
+            fencing: false,
+            cs_sleep_us: (0, 200),
+            post_cs_delay_us: (5, 6),
+            mode: Mode::GetDelRelease,
+            seed: 42,
+            node_timeout: Duration::from_millis(50),
+        };
+        let back = WorkerConfig::decode(&cfg.encode()).unwrap();
+        assert_eq!(back.encode(), cfg.encode());
+    }
+}
