@@ -11,6 +11,7 @@ if current == 'ac-redislock:handoff:' .. ARGV[1] then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
   local next_waiter = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
   if next_waiter then
+    redis.call('ZREM', KEYS[2], next_waiter)
     redis.call('SET', KEYS[1], 'ac-redislock:handoff:' .. next_waiter, 'PX', ARGV[2])
     redis.call('PUBLISH', ARGV[3], 'w' .. next_waiter)
   else

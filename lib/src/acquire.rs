@@ -91,9 +91,10 @@ impl RedisLock {
     /// the key's hash slot); a release that finds registered waiters leaves the key reserved
     /// for them for a moment (`ac-redislock:handoff`, 200 ms at most) and publishes the key on
     /// the pub/sub channel `ac-redislock:released`; every client listens on one subscriber
-    /// connection of its own. Pub/sub was chosen over a blocking list pop because one
-    /// connection serves any number of waiters and keys, and waiters never hold a connection
-    /// blocked.
+    /// connection of its own. The chosen waiter leaves the queue, so a waiter whose process
+    /// died costs at most one reservation. Pub/sub was chosen over a blocking list pop because
+    /// one connection serves any number of waiters and keys, and waiters never hold a
+    /// connection blocked.
     ///
     /// Wake-ups can be missed (a Node worker releasing with GET and DEL, a client made with
     /// [`RedisLock::new`] and no [`pubsub_client`](crate::RedisLockBuilder::pubsub_client), a

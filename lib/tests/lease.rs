@@ -492,6 +492,51 @@ async fn a_released_lock_goes_to_the_waiter_not_to_the_releaser_coming_back() {
     }
 }
 
+/// Redis only: a waiter that crashes while registered (its process killed: no clean-up runs)
+/// costs the lock at most one reservation, not one per release for as long as its
+/// registration lives. Found by the torture tool's kill-holder runs, where a worker killed
+/// just after leaving its critical section held up later takeovers.
+#[tokio::test]
+async fn a_crashed_waiter_costs_at_most_one_reservation() {
+    let a = Fixture::new(Backend::Redis).await;
+    let crashed = Fixture::new(Backend::Redis).await;
+    let key = unique_key("crashed-waiter");
+    let holder = a.locks.acquire_with(&key, ttl(30_000)).await.unwrap();
+    // A waiter whose registration outlives this test (its lease is 3 x its longest backoff).
+    let options = AcquireOptions::new()
+        .wait(Duration::from_secs(60))
+        .retry(RetryPolicy::new().with_max_delay(Duration::from_secs(20)));
+    let mut waiting = Box::pin(crashed.locks.acquire_with(&key, options));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut waiting)
+            .await
+            .is_err()
+    );
+    assert_eq!(a.locks.status(&key).await.unwrap().waiters, 1);
+    // The process dies: neither its future's drop nor its clean-up ever runs.
+    std::mem::forget(waiting);
+
+    // The first release hands the lock to the dead waiter, which never takes it: the
+    // reservation runs out by itself.
+    holder.release().await.unwrap();
+    assert_eq!(
+        a.locks.status(&key).await.unwrap().state,
+        LockState::Reserved
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    // The later releases are not held up by it again.
+    for round in 0..3 {
+        let guard = a.locks.try_acquire(&key).await.unwrap();
+        guard.release().await.unwrap();
+        let status = a.locks.status(&key).await.unwrap();
+        assert_eq!(
+            (status.state, status.waiters),
+            (LockState::Free, 0),
+            "round {round}: the dead waiter was handed the lock again"
+        );
+    }
+}
+
 /// Redis only: a holder whose Redis restarts (without persistence) learns it lost the lock.
 #[tokio::test]
 async fn redis_restarted_under_a_held_lock_is_reported_lost() {

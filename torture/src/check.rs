@@ -26,17 +26,28 @@ pub(crate) struct Findings {
     pub(crate) lost_updates: u64,
     /// The same for the file resource.
     pub(crate) lost_file_writes: u64,
-    /// Fences accepted by the resource after a higher one (stale writes accepted).
+    /// Fencing tokens out of order: grants that came strictly after another grant of the same
+    /// key (their request was sent after the other's reply) with a token not above it; and
+    /// fences the resource accepted after a higher one.
     pub(crate) inversions: u64,
+    /// Fenced writes the resource accepted from a holder whose key had, before the write was
+    /// sent, been granted to someone else with a higher token: stale writes that got through.
+    pub(crate) stale_accepted: u64,
     /// Fenced writes the resource rejected (stale writes attempted).
     pub(crate) stale_rejected: u64,
     /// Releases that succeeded after another worker had been granted the key since the
     /// releaser's own grant: they deleted someone else's lock.
     pub(crate) foreign_releases: u64,
+    /// Extends that succeeded after another worker had been granted the key since the
+    /// extender's own grant: they lengthened someone else's lock.
+    pub(crate) foreign_extends: u64,
     /// Losses the holders noticed (`lost` events).
     pub(crate) losses_noticed: u64,
     /// Writes whose outcome is unknown (a killed or cut-off worker).
     pub(crate) indeterminate: u64,
+    /// Acquires that ended in a backend error (Redis down, too slow, no quorum): the lock was
+    /// not available, which is no violation, but shows what a fault costs.
+    pub(crate) acquire_errors: u64,
 }
 
 impl Findings {
@@ -46,8 +57,18 @@ impl Findings {
             + self.lost_updates
             + self.lost_file_writes
             + self.inversions
+            + self.stale_accepted
             + self.foreign_releases
+            + self.foreign_extends
     }
+}
+
+/// A grant, for the fencing checks: when it was asked for, when it was answered, its token.
+#[derive(Debug, Clone, Copy)]
+struct Grant {
+    asked: u64,
+    answered: u64,
+    fence: i64,
 }
 
 /// A critical section: `[cs_enter, cs_exit]` of one worker on one key.
@@ -68,12 +89,44 @@ pub(crate) fn check(events: &[Event], resources: &Resources, end_of_run: u64) ->
     let mut grants: HashMap<&str, Vec<(u64, &str)>> = HashMap::new();
     let mut my_grant: HashMap<(&str, &str), u64> = HashMap::new();
     let mut release_sent: HashMap<(&str, &str), u64> = HashMap::new();
+    let mut extend_sent: HashMap<(&str, &str), u64> = HashMap::new();
+    // For the fencing checks.
+    let mut asked: HashMap<(&str, &str), u64> = HashMap::new();
+    let mut fenced_grants: HashMap<&str, Vec<Grant>> = HashMap::new();
+    let mut fwrite_sent: HashMap<(&str, &str), u64> = HashMap::new();
+    let mut fwrites: Vec<(&str, u64, i64)> = Vec::new();
     for e in events {
         let slot = (e.proc.as_str(), e.key.as_str());
         match (e.op.as_str(), e.kind) {
+            ("acquire", Kind::Info) => findings.acquire_errors += 1,
+            ("acquire", Kind::Invoke) => {
+                asked.insert(slot, e.t);
+            }
             ("acquire", Kind::Ok) => {
                 grants.entry(&e.key).or_default().push((e.t, &e.proc));
                 my_grant.insert(slot, e.t);
+                // The value is `token fence`; -1 without fencing.
+                let fence = e
+                    .value
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|f| f.parse::<i64>().ok())
+                    .unwrap_or(-1);
+                if fence >= 0 {
+                    fenced_grants.entry(&e.key).or_default().push(Grant {
+                        asked: asked.get(&slot).copied().unwrap_or(e.t),
+                        answered: e.t,
+                        fence,
+                    });
+                }
+            }
+            ("fwrite", Kind::Invoke) => {
+                fwrite_sent.insert(slot, e.t);
+            }
+            ("fwrite", Kind::Ok) => {
+                if let (Some(sent), Ok(fence)) = (fwrite_sent.remove(&slot), e.value.parse()) {
+                    fwrites.push((&e.key, sent, fence));
+                }
             }
             ("cs_enter", Kind::Ok) => {
                 open.insert(slot, e.t);
@@ -104,6 +157,18 @@ pub(crate) fn check(events: &[Event], resources: &Resources, end_of_run: u64) ->
             ("file", Kind::Ok) => *acked_file.entry(&e.key).or_default() += 1,
             ("fwrite", Kind::Fail) => findings.stale_rejected += 1,
             ("lost", _) => findings.losses_noticed += 1,
+            ("extend", Kind::Invoke) => {
+                extend_sent.insert(slot, e.t);
+            }
+            ("extend", Kind::Ok) => {
+                // Granted to another worker between our grant and the extend's sending.
+                let sent = extend_sent.remove(&slot).unwrap_or(e.t);
+                if let Some(&mine) = my_grant.get(&slot)
+                    && granted_to_others(&grants, &e.key, &e.proc, mine, sent) > 0
+                {
+                    findings.foreign_extends += 1;
+                }
+            }
             ("release", Kind::Invoke) => {
                 release_sent.insert(slot, e.t);
             }
@@ -112,15 +177,10 @@ pub(crate) fn check(events: &[Event], resources: &Resources, end_of_run: u64) ->
                 // release: what we released was theirs. (A grant after the release was sent
                 // may be the hand-off of our own release.)
                 let sent = release_sent.remove(&slot).unwrap_or(e.t);
-                if let Some(mine) = my_grant.remove(&slot) {
-                    let others = grants.get(e.key.as_str()).map_or(0, |g| {
-                        g.iter()
-                            .filter(|(t, p)| *t > mine && *t < sent && *p != e.proc)
-                            .count()
-                    });
-                    if others > 0 {
-                        findings.foreign_releases += 1;
-                    }
+                if let Some(mine) = my_grant.remove(&slot)
+                    && granted_to_others(&grants, &e.key, &e.proc, mine, sent) > 0
+                {
+                    findings.foreign_releases += 1;
                 }
             }
             _ => {}
@@ -168,6 +228,37 @@ pub(crate) fn check(events: &[Event], resources: &Resources, end_of_run: u64) ->
             findings.lost_file_writes += u64::try_from(writes - lines).unwrap_or(0);
         }
     }
+    // Per key, the grants by answer time, with the highest token answered so far.
+    let mut answered: HashMap<&str, (Vec<u64>, Vec<i64>)> = HashMap::new();
+    for (key, list) in &mut fenced_grants {
+        list.sort_by_key(|g| g.answered);
+        let times = list.iter().map(|g| g.answered).collect();
+        let highest = list
+            .iter()
+            .scan(i64::MIN, |high, g| {
+                *high = (*high).max(g.fence);
+                Some(*high)
+            })
+            .collect();
+        answered.insert(key, (times, highest));
+    }
+    let highest_before = |key: &str, t: u64| -> Option<i64> {
+        let (times, highest) = answered.get(key)?;
+        let n = times.partition_point(|&at| at < t);
+        n.checked_sub(1).map(|i| highest[i])
+    };
+    for (key, list) in &fenced_grants {
+        for g in list {
+            if highest_before(key, g.asked).is_some_and(|high| high >= g.fence) {
+                findings.inversions += 1;
+            }
+        }
+    }
+    for &(key, sent, fence) in &fwrites {
+        if highest_before(key, sent).is_some_and(|high| high > fence) {
+            findings.stale_accepted += 1;
+        }
+    }
     for log in resources.fence_log.values() {
         let mut highest = 0u64;
         for &fence in log {
@@ -180,6 +271,22 @@ pub(crate) fn check(events: &[Event], resources: &Resources, end_of_run: u64) ->
     findings
 }
 
+/// How many grants of `key` went to a worker other than `me` strictly between `after` and
+/// `before`.
+fn granted_to_others(
+    grants: &HashMap<&str, Vec<(u64, &str)>>,
+    key: &str,
+    me: &str,
+    after: u64,
+    before: u64,
+) -> usize {
+    grants.get(key).map_or(0, |g| {
+        g.iter()
+            .filter(|(t, p)| *t > after && *t < before && *p != me)
+            .count()
+    })
+}
+
 /// Percentiles of a list of latencies in nanoseconds: (p50, p99, max), in milliseconds.
 pub(crate) fn percentiles(mut ns: Vec<u64>) -> Option<(f64, f64, f64)> {
     if ns.is_empty() {
@@ -190,32 +297,47 @@ pub(crate) fn percentiles(mut ns: Vec<u64>) -> Option<(f64, f64, f64)> {
     Some((at(0.5), at(0.99), at(1.0)))
 }
 
-/// For each nemesis event `op` on a worker (its name in `value`), the time until that worker's
-/// key was granted to another worker (takeover after a kill).
-pub(crate) fn takeovers(events: &[Event], op: &str) -> Vec<u64> {
+/// Takeover latency after each kill of a worker that was inside a critical section (the
+/// nemesis picks holders from the workers' reports, which can be a moment late: a worker that
+/// had just left its section is not a holder kill and is not counted). Latency: from the kill,
+/// or from the moment the next holder started asking if that was later, to the grant of the
+/// victim's key to another worker; so a key nobody wanted for a while does not count as slow.
+/// Returns the latencies and the number of holder kills.
+pub(crate) fn takeovers(events: &[Event], op: &str) -> (Vec<u64>, u64) {
     let mut out = Vec::new();
+    let mut holder_kills = 0;
     for (i, e) in events.iter().enumerate() {
         if e.proc != "nemesis" || e.op != op {
             continue;
         }
         let victim = e.value.as_str();
-        // The key the victim held: its last grant before the fault.
-        let Some(key) = events[..i]
+        // Inside a section: the victim's last section event is an entry (it may have entered
+        // between the nemesis's record of the kill and the signal: all its events come before
+        // its death).
+        let Some(key) = events
             .iter()
             .rev()
-            .find(|x| x.proc == victim && x.op == "acquire" && x.kind == Kind::Ok)
+            .find(|x| x.proc == victim && (x.op == "cs_enter" || x.op == "cs_exit"))
+            .filter(|x| x.op == "cs_enter")
             .map(|x| x.key.clone())
         else {
             continue;
         };
-        if let Some(next) = events[i..]
+        holder_kills += 1;
+        let Some(at) = events[i..].iter().position(|x| {
+            x.key == key && x.op == "acquire" && x.kind == Kind::Ok && x.proc != victim
+        }) else {
+            continue;
+        };
+        let grant = &events[i + at];
+        let asked = events[..i + at]
             .iter()
-            .find(|x| x.key == key && x.op == "acquire" && x.kind == Kind::Ok && x.proc != victim)
-        {
-            out.push(next.t - e.t);
-        }
+            .rev()
+            .find(|x| x.proc == grant.proc && x.op == "acquire" && x.kind == Kind::Invoke)
+            .map_or(e.t, |x| x.t);
+        out.push(grant.t - asked.max(e.t));
     }
-    out
+    (out, holder_kills)
 }
 
 /// For each `resume` of a paused worker, whether and how soon after it the worker noticed the
@@ -270,6 +392,8 @@ mod tests {
             ev(2, "w1", "0", "cs_enter", Kind::Ok),
             ev(3, "w2", "0", "acquire", Kind::Ok),
             ev(4, "w2", "0", "cs_enter", Kind::Ok),
+            ev(4, "w1", "0", "extend", Kind::Invoke),
+            ev(5, "w1", "0", "extend", Kind::Ok),
             ev(5, "w1", "0", "cs_exit", Kind::Invoke),
             ev(6, "w1", "0", "release", Kind::Invoke),
             ev(6, "w1", "0", "release", Kind::Ok),
@@ -280,6 +404,7 @@ mod tests {
         assert_eq!(found.sections, 2);
         assert_eq!(found.overlaps, 1);
         assert_eq!(found.foreign_releases, 1, "w1 released after w2's grant");
+        assert_eq!(found.foreign_extends, 1, "w1 extended after w2's grant");
     }
 
     #[test]
@@ -295,6 +420,66 @@ mod tests {
         assert_eq!(found.lost_updates, 1);
         assert_eq!(found.inversions, 1);
         assert_eq!(found.overlaps, 0);
+    }
+
+    #[test]
+    fn fencing_tokens_out_of_order_and_stale_writes_accepted_are_found() {
+        let grant = |t, proc: &str, fence: i64| Event {
+            value: format!("token {fence}"),
+            ..ev(t, proc, "0", "acquire", Kind::Ok)
+        };
+        let fwrite = |t, proc: &str, kind, fence: i64| Event {
+            value: fence.to_string(),
+            ..ev(t, proc, "0", "fwrite", kind)
+        };
+        let events = vec![
+            ev(0, "w1", "0", "acquire", Kind::Invoke),
+            grant(1, "w1", 10),
+            fwrite(2, "w1", Kind::Invoke, 10),
+            fwrite(3, "w1", Kind::Ok, 10),
+            // w2 asked after w1's grant and got a higher token: in order.
+            ev(4, "w2", "0", "acquire", Kind::Invoke),
+            grant(5, "w2", 11),
+            // w1, paused, writes after w2's grant and gets through: stale.
+            fwrite(6, "w1", Kind::Invoke, 10),
+            fwrite(7, "w1", Kind::Ok, 10),
+            // w3 asked after w2's grant and got a lower token: out of order.
+            ev(8, "w3", "0", "acquire", Kind::Invoke),
+            grant(9, "w3", 9),
+            // Rejected stale writes are no finding.
+            fwrite(10, "w1", Kind::Invoke, 10),
+            fwrite(11, "w1", Kind::Fail, 10),
+        ];
+        let found = check(&events, &Resources::default(), 12);
+        assert_eq!(found.inversions, 1);
+        assert_eq!(found.stale_accepted, 1);
+        assert_eq!(found.stale_rejected, 1);
+    }
+
+    #[test]
+    fn takeovers_count_holder_kills_from_when_the_next_holder_asked() {
+        let nemesis = |t, victim: &str| Event {
+            value: victim.into(),
+            ..ev(t, "nemesis", "-", "kill", Kind::Info)
+        };
+        let events = vec![
+            ev(0, "w1", "0", "cs_enter", Kind::Ok),
+            ev(5, "w2", "0", "acquire", Kind::Invoke),
+            nemesis(10, "w1"),
+            ev(1_010, "w2", "0", "acquire", Kind::Ok),
+            ev(1_020, "w2", "0", "cs_enter", Kind::Ok),
+            ev(1_030, "w2", "0", "cs_exit", Kind::Invoke),
+            // w2 has left its section: killing it now is not a holder kill.
+            nemesis(1_040, "w2"),
+            ev(2_000, "w3", "1", "cs_enter", Kind::Ok),
+            nemesis(2_010, "w3"),
+            // Nobody wanted key 1 until 5_000; granted 50 later.
+            ev(5_000, "w4", "1", "acquire", Kind::Invoke),
+            ev(5_050, "w4", "1", "acquire", Kind::Ok),
+        ];
+        let (latencies, holder_kills) = takeovers(&events, "kill");
+        assert_eq!(holder_kills, 2);
+        assert_eq!(latencies, vec![1_000, 50]);
     }
 
     #[test]

@@ -3,17 +3,18 @@
 //! ```text
 //! cargo run --release -p ac-redislock-torture -- full     # the full run (RELIABILITY.md)
 //! cargo run -p ac-redislock-torture -- quick              # the short run CI does
-//! cargo run -p ac-redislock-torture -- quick --only kill-holder --seed 7
+//! cargo run -p ac-redislock-torture -- quick --only kill-holder --seed 7 --keep
 //! ```
 //!
 //! Worker processes (this program, `worker`) contend for lock keys and, in each critical
-//! section, do non-atomic read-modify-writes on a Redis counter on a separate server, a fenced
-//! write, and a file. Every step goes to a history with a system-wide monotonic clock. A
+//! section, do non-atomic read-modify-writes on a Redis counter on a separate server, fenced
+//! writes, and a file. Every step goes to a history with a system-wide monotonic clock. A
 //! nemesis injects faults on a seeded schedule (the seed is printed). Then checkers look for
-//! overlapping critical sections, lost updates, fencing-token inversions at the resource and
-//! releases of someone else's lock; controls with deliberately broken locks prove that each
-//! checker sees what it checks. One line per scenario; the exit code is 0 only if every
-//! scenario met its verdict.
+//! overlapping critical sections, lost updates, fencing tokens out of order, stale fenced
+//! writes accepted and releases of someone else's lock; controls with deliberately broken
+//! locks prove that each checker sees what it checks. One line per scenario; the exit code is
+//! 0 only if every scenario met its verdict. `--keep` keeps the histories (a failed scenario
+//! always keeps them) and prints where.
 
 #[path = "../../lib/tests/support/sentinel.rs"]
 mod sentinel;
@@ -31,7 +32,7 @@ mod worker;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use scenario::{Judge, Nemesis, Outcome, Scenario, Topology};
+use scenario::{Figure, Judge, Nemesis, Outcome, Scenario, Topology};
 use worker::Mode;
 
 /// How big a run is.
@@ -53,7 +54,7 @@ impl Scale {
 fn scenarios(scale: Scale) -> Vec<Scenario> {
     let ms = Duration::from_millis;
     let safe = Scenario::safe;
-    let control = |name, mode, ttl_ms, post_cs| Scenario {
+    let control = |name, mode, figure, ttl_ms, post_cs| Scenario {
         keys: 1,
         sections: 150,
         ttl: ms(ttl_ms),
@@ -61,7 +62,7 @@ fn scenarios(scale: Scale) -> Vec<Scenario> {
         fencing: false,
         post_cs_delay_us: post_cs,
         mode,
-        judge: Judge::Control,
+        judge: Judge::Control(figure),
         ..safe(name)
     };
     vec![
@@ -84,18 +85,73 @@ fn scenarios(scale: Scale) -> Vec<Scenario> {
             fencing: false,
             ..safe("redlock-no-faults")
         },
-        control("control-del-release", Mode::DelRelease, 20, (0, 40_000)),
         control(
-            "control-get-del-release",
-            Mode::GetDelRelease,
+            "control-del-release",
+            Mode::DelRelease,
+            Figure::ForeignReleases,
             20,
             (0, 40_000),
         ),
-        control("control-const-token", Mode::ConstToken, 20, (0, 40_000)),
+        control(
+            "control-get-del-release",
+            Mode::GetDelRelease,
+            Figure::Overlaps,
+            20,
+            (0, 40_000),
+        ),
+        control(
+            "control-const-token",
+            Mode::ConstToken,
+            Figure::ForeignExtends,
+            20,
+            (0, 40_000),
+        ),
         Scenario {
             sections: 40,
             cs_sleep_us: (0, 120_000),
-            ..control("control-short-ttl", Mode::Safe, 50, (0, 0))
+            ..control(
+                "control-short-ttl",
+                Mode::Safe,
+                Figure::LostUpdates,
+                50,
+                (0, 0),
+            )
+        },
+        Scenario {
+            // Tokens from a plain counter go back to 1 when Redis restarts empty.
+            keys: 2,
+            sections: 0,
+            ttl: ms(1000),
+            renew: true,
+            fencing: true,
+            nemesis: Nemesis::RestartRedis { count: 3 },
+            ..control(
+                "control-counter-fence",
+                Mode::CounterFence,
+                Figure::Inversions,
+                1000,
+                (0, 0),
+            )
+        },
+        Scenario {
+            // A resource that does not check fences lets a paused holder's write through.
+            keys: 2,
+            sections: 0,
+            ttl: ms(1000),
+            renew: true,
+            fencing: true,
+            cs_sleep_us: (50_000, 250_000),
+            nemesis: Nemesis::PauseHolder {
+                count: 3,
+                pause: ms(2000),
+            },
+            ..control(
+                "control-unchecked-resource",
+                Mode::UncheckedResource,
+                Figure::StaleAccepted,
+                1000,
+                (0, 0),
+            )
         },
         Scenario {
             // Two keys for eight workers: someone always waits for the victim's key.
@@ -184,15 +240,19 @@ fn scenarios(scale: Scale) -> Vec<Scenario> {
 fn line(o: &Outcome) -> String {
     let f = &o.findings;
     let ms = |p: Option<(f64, f64, f64)>| {
-        p.map_or("-".into(), |(a, b, c)| format!("{a:.0}/{b:.0}/{c:.0}"))
+        p.map_or("-".into(), |(a, b, c)| format!("{a:.1}/{b:.1}/{c:.1}"))
     };
+    let kept = o.kept.as_ref().map_or(String::new(), |dir| {
+        format!(" histories kept in {}", dir.display())
+    });
     let detected = o
         .detected
         .map_or(String::new(), |(d, p)| format!(" lost_detected={d}/{p}"));
     format!(
         "{} seed={} ops={} faults={} overlaps={} lost={} file_lost={} inversions={} \
-         stale_fenced_rejected={} stale_fenced_accepted={} foreign_releases={} indeterminate={} \
-         losses_noticed={} takeover_ms={} detect_ms={}{detected} verdict={} ({:.1} s)",
+         stale_fenced_rejected={} stale_fenced_accepted={} foreign_releases={} \
+         foreign_extends={} indeterminate={} acquire_errors={} losses_noticed={} \
+         takeover_ms={} detect_ms={}{detected} verdict={} ({:.1} s){kept}",
         o.name,
         o.seed,
         f.sections,
@@ -202,9 +262,11 @@ fn line(o: &Outcome) -> String {
         f.lost_file_writes,
         f.inversions,
         f.stale_rejected,
-        f.inversions,
+        f.stale_accepted,
         f.foreign_releases,
+        f.foreign_extends,
         f.indeterminate,
+        f.acquire_errors,
         f.losses_noticed,
         ms(o.takeover),
         ms(o.detect),
@@ -243,7 +305,9 @@ fn main() -> ExitCode {
         Some("quick") | None => Scale::Quick,
         Some("full") => Scale::Full,
         Some(other) => {
-            eprintln!("usage: torture [quick|full] [--seed N] [--only SCENARIO]; got {other:?}");
+            eprintln!(
+                "usage: torture [quick|full] [--seed N] [--only SCENARIO] [--keep]; got {other:?}"
+            );
             return ExitCode::from(2);
         }
     };
@@ -257,6 +321,7 @@ fn main() -> ExitCode {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| history::now_ns() % 1_000_000);
     let only = flag("--only");
+    let keep = args.iter().any(|a| a == "--keep");
     println!("torture {scale:?} run, seed {seed} (repeat with --seed {seed})");
     let mut green = true;
     let mut outcomes = Vec::new();
@@ -264,7 +329,7 @@ fn main() -> ExitCode {
         if only.as_deref().is_some_and(|o| o != s.name) {
             continue;
         }
-        match runtime.block_on(scenario::run(&s, seed)) {
+        match runtime.block_on(scenario::run(&s, seed, keep)) {
             Ok(outcome) => {
                 println!("{}", line(&outcome));
                 green &= outcome.green;

@@ -29,7 +29,8 @@ pub(crate) enum Topology {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Nemesis {
     None,
-    /// SIGKILL a worker that holds a lock, `count` times; a new worker replaces it.
+    /// SIGKILL a worker inside its critical section, until `count` kills have hit one; a new
+    /// worker replaces each.
     KillHolder {
         count: usize,
     },
@@ -47,7 +48,8 @@ pub(crate) enum Nemesis {
     RestartRedis {
         count: usize,
     },
-    /// Kill or pause a random minority of the Redlock nodes for `hold`, `count` times.
+    /// Kill, pause or cut off (a blackhole in front of it) a random minority of the Redlock
+    /// nodes for `hold`, `count` times.
     RedlockMinority {
         count: usize,
         hold: Duration,
@@ -70,11 +72,46 @@ pub(crate) enum Nemesis {
 pub(crate) enum Judge {
     /// No violation at all.
     Safe,
-    /// A deliberately broken lock: the checkers must find violations.
-    Control,
+    /// A deliberately broken lock: the checker of `Figure` must find violations.
+    Control(Figure),
     /// Holders paused past their lease: every pause noticed, no stale fenced write accepted;
     /// lock-level overlaps (and unfenced lost updates) are expected and reported.
     Fenced,
+}
+
+/// A checker's figure, which a control must show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Figure {
+    Overlaps,
+    LostUpdates,
+    Inversions,
+    StaleAccepted,
+    ForeignReleases,
+    ForeignExtends,
+}
+
+impl Figure {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Overlaps => "overlaps",
+            Self::LostUpdates => "lost",
+            Self::Inversions => "inversions",
+            Self::StaleAccepted => "stale_fenced_accepted",
+            Self::ForeignReleases => "foreign_releases",
+            Self::ForeignExtends => "foreign_extends",
+        }
+    }
+
+    fn of(self, f: &Findings) -> u64 {
+        match self {
+            Self::Overlaps => f.overlaps,
+            Self::LostUpdates => f.lost_updates + f.lost_file_writes,
+            Self::Inversions => f.inversions,
+            Self::StaleAccepted => f.stale_accepted,
+            Self::ForeignReleases => f.foreign_releases,
+            Self::ForeignExtends => f.foreign_extends,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -128,6 +165,8 @@ pub(crate) struct Outcome {
     pub(crate) verdict: String,
     pub(crate) green: bool,
     pub(crate) seconds: f64,
+    /// Where the histories were kept: a failed scenario (or `--keep`) keeps them.
+    pub(crate) kept: Option<PathBuf>,
 }
 
 /// The workers of a run, and which of them hold a lock right now.
@@ -214,6 +253,22 @@ impl Crew {
         None
     }
 
+    /// Waits for a killed worker to be gone; returns whether it died inside a critical
+    /// section, as its history tells.
+    async fn reap(&mut self, id: usize) -> bool {
+        if let Some((_, child)) = self.children.iter_mut().find(|(i, _)| *i == id) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+        }
+        let history = std::fs::read_to_string(self.dir.join(format!("w{id}.history")));
+        history.is_ok_and(|text| {
+            text.lines()
+                .rev()
+                .filter_map(|line| line.parse::<history::Event>().ok())
+                .find(|e| e.op == "cs_enter" || e.op == "cs_exit")
+                .is_some_and(|e| e.op == "cs_enter")
+        })
+    }
+
     /// Tells the workers to stop after their current section and waits for all of them.
     async fn finish(&mut self, until_done: bool) {
         if !until_done {
@@ -235,7 +290,7 @@ fn signal(pid: u32, signal: Signal) {
 }
 
 /// Runs one scenario and judges it.
-pub(crate) async fn run(s: &Scenario, seed: u64) -> Result<Outcome, String> {
+pub(crate) async fn run(s: &Scenario, seed: u64, keep: bool) -> Result<Outcome, String> {
     let started = std::time::Instant::now();
     let dir = tempfile::Builder::new()
         .prefix(&format!("torture-{}-", s.name))
@@ -246,9 +301,25 @@ pub(crate) async fn run(s: &Scenario, seed: u64) -> Result<Outcome, String> {
         Topology::Single => vec![RedisServer::start()],
         Topology::Redlock(n) => (0..n).map(|_| RedisServer::start()).collect(),
     };
+    // Redlock nodes that can be cut off sit behind a proxy each.
+    let mut node_proxies = Vec::new();
+    if matches!(s.nemesis, Nemesis::RedlockMinority { .. }) {
+        for server in &lock_servers {
+            node_proxies.push(
+                Proxy::start(Upstream::Unix(server.socket()))
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+    }
+    let lock_urls = if node_proxies.is_empty() {
+        lock_servers.iter().map(RedisServer::url).collect()
+    } else {
+        node_proxies.iter().map(Proxy::url).collect()
+    };
     let base = WorkerConfig {
         id: 0,
-        lock_urls: lock_servers.iter().map(RedisServer::url).collect(),
+        lock_urls,
         resource_url: resource.url(),
         dir: dir.path().to_owned(),
         keys: s.keys,
@@ -284,11 +355,15 @@ pub(crate) async fn run(s: &Scenario, seed: u64) -> Result<Outcome, String> {
     let mut nemesis = Recorder::create(&dir.path().join("nemesis.history"), "nemesis")
         .map_err(|e| e.to_string())?;
     let mut rng = Rng::new(seed);
+    let proxies = Proxies {
+        single: proxy.as_ref(),
+        nodes: &node_proxies,
+    };
     let faults = run_nemesis(
         s,
         &mut crew,
         &mut lock_servers,
-        proxy.as_ref(),
+        &proxies,
         &mut nemesis,
         &mut rng,
     )
@@ -300,9 +375,15 @@ pub(crate) async fn run(s: &Scenario, seed: u64) -> Result<Outcome, String> {
     let resources = read_resources(&resource, s.keys, dir.path()).await?;
     let events = history::read_all(dir.path()).map_err(|e| e.to_string())?;
     let findings = check::check(&events, &resources, end_of_run);
-    let takeover = match s.nemesis {
-        Nemesis::KillHolder { .. } => check::percentiles(check::takeovers(&events, "kill")),
-        _ => None,
+    let (takeover, faults) = match s.nemesis {
+        Nemesis::KillHolder { .. } => {
+            let (latencies, holder_kills) = check::takeovers(&events, "kill");
+            (
+                check::percentiles(latencies),
+                format!("{faults}(in-section:{holder_kills})"),
+            )
+        }
+        _ => (None, faults),
     };
     let (detected, detect) = match s.nemesis {
         Nemesis::PauseHolder { .. } => {
@@ -312,6 +393,7 @@ pub(crate) async fn run(s: &Scenario, seed: u64) -> Result<Outcome, String> {
         _ => (None, None),
     };
     let (verdict, green) = judge(s, &findings, detected, takeover);
+    let kept = (keep || !green).then(|| dir.keep());
     Ok(Outcome {
         name: s.name,
         seed,
@@ -323,6 +405,7 @@ pub(crate) async fn run(s: &Scenario, seed: u64) -> Result<Outcome, String> {
         verdict,
         green,
         seconds: started.elapsed().as_secs_f64(),
+        kept,
     })
 }
 
@@ -346,22 +429,30 @@ fn judge(
                 ("FAIL".into(), false)
             }
         }
-        Judge::Control => {
-            if f.violations() > 0 {
-                (format!("CAUGHT(violations={})", f.violations()), true)
+        Judge::Control(figure) => {
+            let found = figure.of(f);
+            if found > 0 {
+                (format!("CAUGHT({}={found})", figure.name()), true)
             } else {
-                ("FAIL(control not caught)".into(), false)
+                (
+                    format!("FAIL(control not caught: {}=0)", figure.name()),
+                    false,
+                )
             }
         }
         Judge::Fenced => {
             let all_noticed = detected.is_some_and(|(d, p)| p > 0 && d == p);
-            let ok = f.inversions == 0 && (detected.is_none() || all_noticed);
+            let ok = f.inversions == 0
+                && f.stale_accepted == 0
+                && f.foreign_releases == 0
+                && f.foreign_extends == 0
+                && (detected.is_none() || all_noticed);
             let note = format!(
-                "EXPECTED-UNSAFE(lock-level overlaps={}, unfenced lost updates={})",
+                "lock-level overlaps={} and unfenced lost updates={} are possible under this fault",
                 f.overlaps, f.lost_updates
             );
             if ok {
-                (format!("PASS fenced; {note}"), true)
+                (format!("PASS(fenced; {note})"), true)
             } else {
                 (format!("FAIL; {note}"), false)
             }
@@ -369,12 +460,19 @@ fn judge(
     }
 }
 
+/// The proxies the nemesis can switch: one in front of the single server (for half the
+/// workers), or one in front of each Redlock node (for all of them).
+struct Proxies<'a> {
+    single: Option<&'a Proxy>,
+    nodes: &'a [Proxy],
+}
+
 /// Applies the fault schedule, recording each fault; returns a summary like `kill:10`.
 async fn run_nemesis(
     s: &Scenario,
     crew: &mut Crew,
     servers: &mut [RedisServer],
-    proxy: Option<&Proxy>,
+    proxies: &Proxies<'_>,
     rec: &mut Recorder,
     rng: &mut Rng,
 ) -> Result<String, String> {
@@ -382,8 +480,10 @@ async fn run_nemesis(
     match s.nemesis {
         Nemesis::None => Ok("none".into()),
         Nemesis::KillHolder { count } => {
-            let mut done = 0;
-            for _ in 0..count {
+            // Until `count` kills hit a worker inside its section: the report of a holder can
+            // be a moment late, and a worker that had just left it is killed all the same.
+            let (mut done, mut in_section) = (0, 0);
+            while in_section < count && done < count * 3 {
                 tokio::time::sleep(gap(rng, 150)).await;
                 let Some((id, pid)) = crew.holder(rng).await else {
                     continue;
@@ -394,6 +494,9 @@ async fn run_nemesis(
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&id);
+                if crew.reap(id).await {
+                    in_section += 1;
+                }
                 crew.spawn()?;
                 done += 1;
             }
@@ -441,6 +544,7 @@ async fn run_nemesis(
         }
         Nemesis::RedlockMinority { count, hold } => {
             let n = servers.len();
+            let mut tally = [0usize; 3];
             for _ in 0..count {
                 tokio::time::sleep(gap(rng, 200)).await;
                 let faulty = 1 + rng.below((n / 2) as u64) as usize;
@@ -449,34 +553,34 @@ async fn run_nemesis(
                     nodes.swap(i, rng.below(i as u64 + 1) as usize);
                 }
                 let nodes = &nodes[..faulty];
-                let paused = rng.below(2) == 0;
-                rec.record(
-                    "-",
-                    if paused { "pause" } else { "kill" },
-                    Kind::Info,
-                    format!("nodes {nodes:?}"),
-                );
+                let how = rng.below(3) as usize;
+                tally[how] += 1;
+                let what = ["kill", "pause", "cut"][how];
+                rec.record("-", what, Kind::Info, format!("nodes {nodes:?}"));
                 for &i in nodes {
-                    if paused {
-                        servers[i].pause()
-                    } else {
-                        servers[i].kill()
+                    match how {
+                        0 => servers[i].kill(),
+                        1 => servers[i].pause(),
+                        _ => proxies.nodes[i].set(Fault::Blackhole),
                     }
                 }
                 tokio::time::sleep(hold).await;
                 for &i in nodes {
-                    if paused {
-                        servers[i].resume()
-                    } else {
-                        servers[i].restart()
+                    match how {
+                        0 => servers[i].restart(),
+                        1 => servers[i].resume(),
+                        _ => proxies.nodes[i].set(Fault::Pass),
                     }
                 }
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
-            Ok(format!("redlock-minority:{count}"))
+            Ok(format!(
+                "redlock-minority-kill:{}+pause:{}+cut:{}",
+                tally[0], tally[1], tally[2]
+            ))
         }
         Nemesis::ProxyDelayReset { count } => {
-            let proxy = proxy.ok_or("no proxy")?;
+            let proxy = proxies.single.ok_or("no proxy")?;
             let mut resets = 0;
             for _ in 0..count {
                 tokio::time::sleep(gap(rng, 200)).await;
@@ -498,7 +602,7 @@ async fn run_nemesis(
             Ok(format!("proxy-delay:{}+reset:{resets}", count - resets))
         }
         Nemesis::ProxyBlackhole { count, hold } => {
-            let proxy = proxy.ok_or("no proxy")?;
+            let proxy = proxies.single.ok_or("no proxy")?;
             for _ in 0..count {
                 tokio::time::sleep(gap(rng, 300)).await;
                 rec.record("-", "proxy", Kind::Info, "blackhole");

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use ac_redislock::{AcquireOptions, LockError, LossReason, RedisLock, RetryPolicy};
+use ac_redislock::{AcquireOptions, LockError, LockGuard, LossReason, RedisLock, RetryPolicy};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 
@@ -23,6 +23,11 @@ pub(crate) enum Mode {
     GetDelRelease,
     /// Control: every worker locks with the same token.
     ConstToken,
+    /// Control: fencing tokens from a plain counter on the lock server (`INCR`), which starts
+    /// again from 1 when Redis loses its data.
+    CounterFence,
+    /// Control: the resource accepts any fence (it does not check them).
+    UncheckedResource,
 }
 
 impl Mode {
@@ -32,6 +37,8 @@ impl Mode {
             Self::DelRelease => "del-release",
             Self::GetDelRelease => "get-del-release",
             Self::ConstToken => "const-token",
+            Self::CounterFence => "counter-fence",
+            Self::UncheckedResource => "unchecked-resource",
         }
     }
 
@@ -41,6 +48,8 @@ impl Mode {
             Self::DelRelease,
             Self::GetDelRelease,
             Self::ConstToken,
+            Self::CounterFence,
+            Self::UncheckedResource,
         ]
         .into_iter()
         .find(|m| m.name() == s)
@@ -131,12 +140,13 @@ impl WorkerConfig {
 
 /// The write a fencing-aware resource does: accepted only with a fence at least the highest it
 /// has accepted; the accepted fences are logged in order.
-/// KEYS: fence, fenced counter, fence log. ARGV: the fence. Returns 1 accepted, 0 rejected.
+/// KEYS: fence, fenced counter, fence log. ARGV[1]: the fence; ARGV[2]: `1` to check it, `0` to
+/// accept any (a control). Returns 1 accepted, 0 rejected.
 static FENCED_WRITE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         "local last = tonumber(redis.call('GET', KEYS[1]) or '-1') \
          local fence = tonumber(ARGV[1]) \
-         if fence < last then return 0 end \
+         if ARGV[2] == '1' and fence < last then return 0 end \
          redis.call('SET', KEYS[1], ARGV[1]) \
          redis.call('INCR', KEYS[2]) \
          redis.call('RPUSH', KEYS[3], ARGV[1]) \
@@ -194,9 +204,10 @@ pub(crate) async fn run(cfg: WorkerConfig) -> Result<(), String> {
         _ => builder.build_redlock(&urls),
     }
     .map_err(|e| e.to_string())?;
+    // Reconnects after a restart of the lock server (the counter-fence control needs it).
     let raw_lock = redis::Client::open(cfg.lock_urls[0].as_str())
         .map_err(|e| e.to_string())?
-        .get_multiplexed_async_connection()
+        .get_connection_manager()
         .await
         .map_err(|e| e.to_string())?;
     let resource = redis::Client::open(cfg.resource_url.as_str())
@@ -238,7 +249,11 @@ pub(crate) async fn run(cfg: WorkerConfig) -> Result<(), String> {
                 continue;
             }
         };
-        let fence = guard.fencing_token();
+        let mut fence = guard.fencing_token();
+        if cfg.mode == Mode::CounterFence {
+            let mut conn = raw_lock.clone();
+            fence = conn.incr(format!("naive-fence:{k}"), 1).await.ok();
+        }
         rec.record(
             &key,
             "acquire",
@@ -261,14 +276,16 @@ pub(crate) async fn run(cfg: WorkerConfig) -> Result<(), String> {
             })
         };
         rec.record(&key, "cs_enter", Kind::Ok, "-");
-        critical_section(&cfg, k, fence, &resource, &mut rng, &mut rec).await;
+        critical_section(&cfg, k, fence, &guard, &resource, &mut rng, &mut rec).await;
         rec.record(&key, "cs_exit", Kind::Invoke, "-");
         let _ = writeln!(stdout, "out {} {key}", cfg.id);
         let _ = stdout.flush();
         sleep_us(rng.between(cfg.post_cs_delay_us)).await;
         rec.record(&key, "release", Kind::Invoke, "-");
         let released = match cfg.mode {
-            Mode::Safe | Mode::ConstToken => guard.release().await.map_err(|e| e.to_string()),
+            Mode::Safe | Mode::ConstToken | Mode::CounterFence | Mode::UncheckedResource => {
+                guard.release().await.map_err(|e| e.to_string())
+            }
             Mode::DelRelease => {
                 let _ = guard.detach();
                 let mut conn = raw_lock.clone();
@@ -309,18 +326,24 @@ pub(crate) async fn run(cfg: WorkerConfig) -> Result<(), String> {
     Ok(())
 }
 
-/// The non-atomic work on the resources: an unfenced counter (GET, pause, SET), a fenced write,
-/// and a file read and rewritten.
+/// The non-atomic work on the resources: fenced writes at the start and the end, an unfenced
+/// counter (GET, pause, SET) and an explicit extend of the lease between them, and a file read
+/// and rewritten. The worker goes on whatever the extend says, as a careless client would:
+/// only the fences protect the resource then.
 async fn critical_section(
     cfg: &WorkerConfig,
     k: usize,
     fence: Option<u64>,
+    guard: &LockGuard,
     resource: &MultiplexedConnection,
     rng: &mut Rng,
     rec: &mut Recorder,
 ) {
     let key = k.to_string();
     let mut conn = resource.clone();
+    // A fenced write first, so the resource learns the new fence at once, as a fencing-aware
+    // client does; and one at the end, after the slow part, which a paused holder makes late.
+    fenced_write(cfg, k, fence, &mut conn, rec).await;
     let counter = format!("ctr:{k}");
     let read: Result<Option<i64>, _> = conn.get(&counter).await;
     let pause = rng.between(cfg.cs_sleep_us);
@@ -338,21 +361,13 @@ async fn critical_section(
             rec.record(&key, "write", Kind::Fail, err);
         }
     }
-    if let Some(fence) = fence {
-        rec.record(&key, "fwrite", Kind::Invoke, fence);
-        let accepted: Result<i64, _> = FENCED_WRITE
-            .key(format!("fence:{k}"))
-            .key(format!("fctr:{k}"))
-            .key(format!("flog:{k}"))
-            .arg(fence)
-            .invoke_async(&mut conn)
-            .await;
-        match accepted {
-            Ok(1) => rec.record(&key, "fwrite", Kind::Ok, fence),
-            Ok(_) => rec.record(&key, "fwrite", Kind::Fail, fence),
-            Err(err) => rec.record(&key, "fwrite", Kind::Info, err),
-        };
-    }
+    rec.record(&key, "extend", Kind::Invoke, "-");
+    match guard.extend(cfg.ttl).await {
+        Ok(_) => rec.record(&key, "extend", Kind::Ok, "-"),
+        Err(err) if err.is_backend() => rec.record(&key, "extend", Kind::Info, err),
+        Err(err) => rec.record(&key, "extend", Kind::Fail, err),
+    };
+    fenced_write(cfg, k, fence, &mut conn, rec).await;
     // The file: read it all, write it back with one more line (through a rename, so a killed
     // worker leaves the old file or the new one, never half of one).
     let path = cfg.dir.join(format!("res_{k}.log"));
@@ -367,6 +382,38 @@ async fn critical_section(
     match written {
         Ok(()) => rec.record(&key, "file", Kind::Ok, "-"),
         Err(err) => rec.record(&key, "file", Kind::Info, err),
+    };
+}
+
+/// A write to the fencing-aware resource with the holder's fence, if it has one.
+async fn fenced_write(
+    cfg: &WorkerConfig,
+    k: usize,
+    fence: Option<u64>,
+    conn: &mut MultiplexedConnection,
+    rec: &mut Recorder,
+) {
+    let Some(fence) = fence else {
+        return;
+    };
+    let key = k.to_string();
+    rec.record(&key, "fwrite", Kind::Invoke, fence);
+    let accepted: Result<i64, _> = FENCED_WRITE
+        .key(format!("fence:{k}"))
+        .key(format!("fctr:{k}"))
+        .key(format!("flog:{k}"))
+        .arg(fence)
+        .arg(if cfg.mode == Mode::UncheckedResource {
+            "0"
+        } else {
+            "1"
+        })
+        .invoke_async(conn)
+        .await;
+    match accepted {
+        Ok(1) => rec.record(&key, "fwrite", Kind::Ok, fence),
+        Ok(_) => rec.record(&key, "fwrite", Kind::Fail, fence),
+        Err(err) => rec.record(&key, "fwrite", Kind::Info, err),
     };
 }
 
