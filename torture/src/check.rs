@@ -85,8 +85,8 @@ pub(crate) fn check(events: &[Event], resources: &Resources, end_of_run: u64) ->
     let mut acked: HashMap<&str, i64> = HashMap::new();
     let mut acked_file: HashMap<&str, i64> = HashMap::new();
     let mut pending_write: HashMap<(&str, &str), bool> = HashMap::new();
-    // For the foreign-release check: per key, the grants in time order.
-    let mut grants: HashMap<&str, Vec<(u64, &str)>> = HashMap::new();
+    // For the foreign release and extend checks: per key, the grants (asked, answered, by).
+    let mut grants: HashMap<&str, Vec<(u64, u64, &str)>> = HashMap::new();
     let mut my_grant: HashMap<(&str, &str), u64> = HashMap::new();
     let mut release_sent: HashMap<(&str, &str), u64> = HashMap::new();
     let mut extend_sent: HashMap<(&str, &str), u64> = HashMap::new();
@@ -103,7 +103,11 @@ pub(crate) fn check(events: &[Event], resources: &Resources, end_of_run: u64) ->
                 asked.insert(slot, e.t);
             }
             ("acquire", Kind::Ok) => {
-                grants.entry(&e.key).or_default().push((e.t, &e.proc));
+                let asked_at = asked.get(&slot).copied().unwrap_or(e.t);
+                grants
+                    .entry(&e.key)
+                    .or_default()
+                    .push((asked_at, e.t, &e.proc));
                 my_grant.insert(slot, e.t);
                 // The value is `token fence`; -1 without fencing.
                 let fence = e
@@ -271,10 +275,11 @@ pub(crate) fn check(events: &[Event], resources: &Resources, end_of_run: u64) ->
     findings
 }
 
-/// How many grants of `key` went to a worker other than `me` strictly between `after` and
-/// `before`.
+/// How many grants of `key` went to a worker other than `me` certainly between `after` and
+/// `before`: asked for after `after` and answered before `before`. (A grant answered after
+/// `after` may have happened on the server before it, if its worker was slow to record it.)
 fn granted_to_others(
-    grants: &HashMap<&str, Vec<(u64, &str)>>,
+    grants: &HashMap<&str, Vec<(u64, u64, &str)>>,
     key: &str,
     me: &str,
     after: u64,
@@ -282,7 +287,7 @@ fn granted_to_others(
 ) -> usize {
     grants.get(key).map_or(0, |g| {
         g.iter()
-            .filter(|(t, p)| *t > after && *t < before && *p != me)
+            .filter(|(asked, answered, by)| *asked > after && *answered < before && *by != me)
             .count()
     })
 }
@@ -390,6 +395,7 @@ mod tests {
         let events = vec![
             ev(1, "w1", "0", "acquire", Kind::Ok),
             ev(2, "w1", "0", "cs_enter", Kind::Ok),
+            ev(2, "w2", "0", "acquire", Kind::Invoke),
             ev(3, "w2", "0", "acquire", Kind::Ok),
             ev(4, "w2", "0", "cs_enter", Kind::Ok),
             ev(4, "w1", "0", "extend", Kind::Invoke),
@@ -405,6 +411,14 @@ mod tests {
         assert_eq!(found.overlaps, 1);
         assert_eq!(found.foreign_releases, 1, "w1 released after w2's grant");
         assert_eq!(found.foreign_extends, 1, "w1 extended after w2's grant");
+
+        // w2 asked before w1 was answered: its grant may have come first on the server (and
+        // been deleted by then), so nothing certain about w1's release and extend.
+        let mut events = events;
+        events[2].t = 0;
+        events.sort_by_key(|e| e.t);
+        let found = check(&events, &Resources::default(), 9);
+        assert_eq!((found.foreign_releases, found.foreign_extends), (0, 0));
     }
 
     #[test]

@@ -99,13 +99,18 @@ fn scenarios(scale: Scale) -> Vec<Scenario> {
             20,
             (0, 40_000),
         ),
-        control(
-            "control-const-token",
-            Mode::ConstToken,
-            Figure::ForeignExtends,
-            20,
-            (0, 40_000),
-        ),
+        Scenario {
+            // Sections longer than the lease: a worker's extend, halfway through, lengthens the
+            // lock of whoever took the key meanwhile, since it holds the same token.
+            cs_sleep_us: (0, 40_000),
+            ..control(
+                "control-const-token",
+                Mode::ConstToken,
+                Figure::ForeignExtends,
+                20,
+                (0, 40_000),
+            )
+        },
         Scenario {
             sections: 40,
             cs_sleep_us: (0, 120_000),
@@ -187,6 +192,8 @@ fn scenarios(scale: Scale) -> Vec<Scenario> {
         Scenario {
             sections: 0,
             ttl: ms(1000),
+            // Long enough sections that the fault often hits a holder inside one.
+            cs_sleep_us: (20_000, 150_000),
             nemesis: Nemesis::PauseRedis {
                 count: scale.pick(3, 20),
                 pause: ms(2000),
@@ -197,6 +204,8 @@ fn scenarios(scale: Scale) -> Vec<Scenario> {
         Scenario {
             sections: 0,
             ttl: ms(1000),
+            // Long enough sections that the fault often hits a holder inside one.
+            cs_sleep_us: (20_000, 150_000),
             nemesis: Nemesis::RestartRedis {
                 count: scale.pick(3, 20),
             },
