@@ -140,8 +140,8 @@ impl WorkerConfig {
 
 /// The write a fencing-aware resource does: accepted only with a fence at least the highest it
 /// has accepted; the accepted fences are logged in order.
-/// KEYS: fence, fenced counter, fence log. ARGV[1]: the fence; ARGV[2]: `1` to check it, `0` to
-/// accept any (a control). Returns 1 accepted, 0 rejected.
+/// KEYS: fence, fenced counter, fence log. `ARGV[1]`: the fence; `ARGV[2]`: `1` to check it,
+/// `0` to accept any (a control). Returns 1 accepted, 0 rejected.
 static FENCED_WRITE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         "local last = tonumber(redis.call('GET', KEYS[1]) or '-1') \
