@@ -1,16 +1,91 @@
 //! The Lua scripts, one file per primitive under `lua/`, each opening with a header that states
-//! its KEYS, ARGV and return values. redis-rs sends them with EVALSHA and falls back to loading
-//! them when the server answers NOSCRIPT (after a restart, `SCRIPT FLUSH` or a failover).
-
+//! its KEYS, ARGV and return values. They are sent with EVALSHA; when the server answers
+//! NOSCRIPT (after a restart, `SCRIPT FLUSH` or a failover) the same call is sent once more as
+//! EVAL with the script's text, which runs it and caches it again. Unlike loading it and trying
+//! EVALSHA again, that second call cannot meet NOSCRIPT: a flush racing the reload costs nothing.
 use std::sync::LazyLock;
 
-use redis::Script;
+use redis::aio::ConnectionLike;
+use redis::{ErrorKind, FromRedisValue, RedisResult, ServerErrorKind, ToRedisArgs};
+
+/// A Lua script: its text and the SHA-1 digest EVALSHA names it by.
+pub(crate) struct LuaScript {
+    text: &'static str,
+    sha: String,
+}
+
+impl LuaScript {
+    fn new(text: &'static str) -> Self {
+        // redis-rs computes the digest the server will use.
+        let sha = redis::Script::new(text).get_hash().to_owned();
+        Self { text, sha }
+    }
+
+    /// Starts a call with the given key.
+    pub(crate) fn key(&self, key: impl ToRedisArgs) -> Call<'_> {
+        Call {
+            script: self,
+            keys: Vec::new(),
+            args: Vec::new(),
+        }
+        .key(key)
+    }
+}
+
+/// One call of a [`LuaScript`]: its keys and arguments.
+pub(crate) struct Call<'a> {
+    script: &'a LuaScript,
+    keys: Vec<Vec<u8>>,
+    args: Vec<Vec<u8>>,
+}
+
+impl Call<'_> {
+    /// Adds a key (`KEYS[n]`).
+    pub(crate) fn key(mut self, key: impl ToRedisArgs) -> Self {
+        self.keys.extend(key.to_redis_args());
+        self
+    }
+
+    /// Adds an argument (`ARGV[n]`).
+    pub(crate) fn arg(mut self, arg: impl ToRedisArgs) -> Self {
+        self.args.extend(arg.to_redis_args());
+        self
+    }
+
+    fn command(&self, name: &str, script: &str) -> redis::Cmd {
+        let mut cmd = redis::cmd(name);
+        cmd.arg(script)
+            .arg(self.keys.len())
+            .arg(&self.keys)
+            .arg(&self.args);
+        cmd
+    }
+
+    /// Runs the script: EVALSHA, then EVAL with its text if the server does not have it.
+    pub(crate) async fn invoke_async<T: FromRedisValue>(
+        &self,
+        conn: &mut impl ConnectionLike,
+    ) -> RedisResult<T> {
+        match self
+            .command("EVALSHA", &self.script.sha)
+            .query_async(conn)
+            .await
+        {
+            Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                self.command("EVAL", self.script.text)
+                    .query_async(conn)
+                    .await
+            }
+            other => other,
+        }
+    }
+}
 
 macro_rules! script {
     ($(#[$doc:meta])* $name:ident = $file:literal) => {
         $(#[$doc])*
-        pub(crate) static $name: LazyLock<Script> =
-            LazyLock::new(|| Script::new(include_str!(concat!("../lua/", $file))));
+        pub(crate) static $name: LazyLock<LuaScript> =
+            LazyLock::new(|| LuaScript::new(include_str!(concat!("../lua/", $file))));
     };
 }
 

@@ -10,7 +10,7 @@ use ac_redislock::{AcquireOptions, LockError, LockParams, RedisLock, ReleasePara
 use redis::AsyncCommands;
 use support::cluster::Cluster;
 use support::shared_cluster;
-use support::unique_key;
+use support::{unique_key, wait_for_waiters};
 
 fn build(cluster: &Cluster) -> RedisLock {
     let urls = cluster.urls();
@@ -212,7 +212,7 @@ async fn auxiliary_keys_live_in_the_lock_keys_slot() {
             .acquire_with(&waiter_key, AcquireOptions::new().fencing(true))
             .await
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_for_waiters(&mut raw, &key, 1).await;
     let slot: i64 = redis::cmd("CLUSTER")
         .arg("KEYSLOT")
         .arg(&key)

@@ -5,7 +5,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use ac_redislock::{LockError, LockParams, RedisLock, ReleaseParams, UnavailableReason};
+use ac_redislock::{
+    AcquireOptions, LockError, LockParams, RedisLock, ReleaseParams, UnavailableReason,
+};
 use redis::AsyncCommands;
 use support::{Listen, Logs, Recorder, RedisServer, raw_conn, unique_key};
 
@@ -253,10 +255,75 @@ async fn script_flush_between_calls_is_transparent() {
         }
         assert_eq!(locks.get_lock(&key).await.unwrap(), None);
     }
-    // Each release met NOSCRIPT, loaded the script and ran it again.
+    // Each release met NOSCRIPT and was sent again as EVAL with the script's text.
     let names = sent.names();
-    let loads = names.iter().filter(|n| *n == "SCRIPT").count();
-    assert_eq!(loads, 200, "{names:?}");
+    let evals = names.iter().filter(|n| *n == "EVAL").count();
+    assert_eq!(evals, 200, "{names:?}");
+}
+
+/// A connection that has the server flush its script cache after every command it passes on:
+/// a flush that always lands between a NOSCRIPT and whatever the client does next.
+#[derive(Clone)]
+struct FlushAfterEveryCommand(redis::aio::MultiplexedConnection);
+
+impl redis::aio::ConnectionLike for FlushAfterEveryCommand {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        Box::pin(async move {
+            let reply = self.0.req_packed_command(cmd).await;
+            let _: () = redis::cmd("SCRIPT")
+                .arg("FLUSH")
+                .query_async(&mut self.0)
+                .await?;
+            reply
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        self.0.req_packed_commands(pipeline, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        self.0.get_db()
+    }
+}
+
+/// A flush that races the reload (another client's `SCRIPT FLUSH`, a failover between two
+/// calls) does not surface as an error: loading the script and trying EVALSHA again would meet
+/// NOSCRIPT a second time; sending the script's text cannot. Found by the cluster tests, where
+/// one test flushes the shared cluster's scripts while others run.
+#[tokio::test]
+async fn a_flush_racing_the_reload_is_transparent() {
+    let server = RedisServer::start();
+    let locks = RedisLock::new(FlushAfterEveryCommand(raw_conn(&server).await));
+    for i in 0..20 {
+        let key = unique_key("flush-race");
+        let guard = locks
+            .acquire_with(&key, AcquireOptions::new().fencing(true))
+            .await
+            .unwrap_or_else(|err| panic!("acquire #{i}: {err:?}"));
+        guard
+            .extend(Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|err| panic!("extend #{i}: {err:?}"));
+        assert!(guard.fencing_token().is_some());
+        assert_eq!(
+            locks.status(&key).await.unwrap().fencing_counter,
+            guard.fencing_token()
+        );
+        guard
+            .release()
+            .await
+            .unwrap_or_else(|err| panic!("release #{i}: {err:?}"));
+        assert_eq!(locks.get_lock(&key).await.unwrap(), None);
+    }
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use ac_redislock::{
     RetryPolicy,
 };
 use redis::AsyncCommands;
-use support::{Backend, Fixture, RedisServer, raw_conn, unique_key};
+use support::{Backend, Fixture, RedisServer, raw_conn, unique_key, wait_for_waiters};
 use tokio::time::Instant;
 
 on_every_store!(
@@ -478,7 +478,8 @@ async fn a_released_lock_goes_to_the_waiter_not_to_the_releaser_coming_back() {
         let b_locks = b.locks.clone();
         let b_key = key.clone();
         let b_wait = tokio::spawn(async move { b_locks.acquire(&b_key).await });
-        tokio::time::sleep(Duration::from_millis(100)).await; // B is registered and asleep
+        let mut raw = a.raw().expect("a Redis fixture");
+        wait_for_waiters(&mut raw, &key, 1).await; // B is registered and asleep
         a_guard.release().await.unwrap();
         // A comes straight back, with no pause at all.
         let a_again = a.locks.try_acquire(&key).await;

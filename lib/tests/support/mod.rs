@@ -433,3 +433,26 @@ impl std::io::Write for LogWriter {
         Ok(())
     }
 }
+
+/// Waits until `count` waiters are registered for `key` (the `{key}:waiters` set), polling, so
+/// a test that needs a registered waiter does not rely on a fixed sleep on a loaded machine.
+/// Panics after ten seconds.
+pub async fn wait_for_waiters<C: ConnectionLike + Send>(conn: &mut C, key: &str, count: usize) {
+    let waiters = format!("{{{key}}}:waiters");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let registered: usize = redis::cmd("ZCARD")
+            .arg(&waiters)
+            .query_async(conn)
+            .await
+            .expect("ZCARD");
+        if registered >= count {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{registered} of {count} waiters registered for {key} after 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
