@@ -155,8 +155,10 @@ async fn a_lock_deleted_behind_the_holder_is_reported_lost_within_one_interval(b
     let deleted = Instant::now();
     assert_eq!(guard.lost().await, LossReason::Deleted);
     let detected = deleted.elapsed();
+    // At the next renewal (one interval, plus slack for a loaded machine), far below the
+    // 2 s TTL at which a lease that only watched its deadline would notice.
     assert!(
-        detected <= interval + Duration::from_millis(100),
+        detected <= interval + Duration::from_millis(300),
         "detected after {detected:?}, interval {interval:?}"
     );
     assert!(!guard.is_held());
