@@ -65,6 +65,17 @@ fn scenarios(scale: Scale) -> Vec<Scenario> {
         judge: Judge::Control(figure),
         ..safe(name)
     };
+    // The lock server killed and started again at once, while holders are in sections long
+    // enough that the fault often hits one inside.
+    let restart = |name| Scenario {
+        sections: 0,
+        ttl: ms(1000),
+        cs_sleep_us: (20_000, 150_000),
+        nemesis: Nemesis::RestartRedis {
+            count: scale.pick(3, 20),
+        },
+        ..safe(name)
+    };
     vec![
         Scenario {
             workers: scale.pick(8, 16),
@@ -202,15 +213,14 @@ fn scenarios(scale: Scale) -> Vec<Scenario> {
             ..safe("pause-redis-long")
         },
         Scenario {
-            sections: 0,
-            ttl: ms(1000),
-            // Long enough sections that the fault often hits a holder inside one.
-            cs_sleep_us: (20_000, 150_000),
-            nemesis: Nemesis::RestartRedis {
-                count: scale.pick(3, 20),
-            },
             judge: Judge::Fenced,
-            ..safe("restart-redis")
+            ..restart("restart-redis")
+        },
+        Scenario {
+            // Every write is on disk before it is answered: a restart keeps the locks, with
+            // their remaining time, so nothing may overlap.
+            lock_server_args: &["--appendonly", "yes", "--appendfsync", "always"],
+            ..restart("restart-redis-aof")
         },
         Scenario {
             sections: 0,

@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::check::{self, Findings, Resources};
 use crate::history::{self, Kind, Recorder};
 use crate::proxy::{Fault, Proxy, Upstream};
-use crate::server::RedisServer;
+use crate::server::{Listen, RedisServer};
 use crate::worker::{Mode, Rng, WorkerConfig};
 
 /// Where the locks live.
@@ -44,7 +44,8 @@ pub(crate) enum Nemesis {
         count: usize,
         pause: Duration,
     },
-    /// SIGKILL the lock server and start it again at once, without persistence.
+    /// SIGKILL the lock server and start it again at once: empty, unless the scenario's
+    /// `lock_server_args` turn persistence on.
     RestartRedis {
         count: usize,
     },
@@ -130,6 +131,8 @@ pub(crate) struct Scenario {
     pub(crate) mode: Mode,
     pub(crate) nemesis: Nemesis,
     pub(crate) judge: Judge,
+    /// Extra `redis-server` arguments for the lock servers (persistence, say).
+    pub(crate) lock_server_args: &'static [&'static str],
 }
 
 impl Scenario {
@@ -148,6 +151,7 @@ impl Scenario {
             mode: Mode::Safe,
             nemesis: Nemesis::None,
             judge: Judge::Safe,
+            lock_server_args: &[],
         }
     }
 }
@@ -297,9 +301,10 @@ pub(crate) async fn run(s: &Scenario, seed: u64, keep: bool) -> Result<Outcome, 
         .tempdir()
         .map_err(|e| e.to_string())?;
     let resource = RedisServer::start();
+    let lock_server = || RedisServer::start_with(Listen::Unix, s.lock_server_args);
     let mut lock_servers: Vec<RedisServer> = match s.topology {
-        Topology::Single => vec![RedisServer::start()],
-        Topology::Redlock(n) => (0..n).map(|_| RedisServer::start()).collect(),
+        Topology::Single => vec![lock_server()],
+        Topology::Redlock(n) => (0..n).map(|_| lock_server()).collect(),
     };
     // Redlock nodes that can be cut off sit behind a proxy each.
     let mut node_proxies = Vec::new();
