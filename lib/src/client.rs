@@ -320,9 +320,9 @@ impl RedisLock {
     /// Releases a lock.
     ///
     /// - **With a value**: one atomic compare-and-delete (a Lua script, EVALSHA, sent again as
-    ///   EVAL with the script's text on NOSCRIPT). The key is deleted only if it still holds that value, so a
-    ///   lock that expired and was taken by someone else is never deleted (the Node original's
-    ///   GET-then-DEL can do that).
+    ///   EVAL with the script's text on NOSCRIPT). The key is deleted only if it still holds that
+    ///   value, so a lock that expired and was taken by someone else is never deleted (the Node
+    ///   original's GET-then-DEL can do that).
     /// - **Without a value**: a **force release**, an unconditional `DEL` (the original's
     ///   behaviour), whoever holds the lock. Use it for admin tools, not in workers.
     ///
