@@ -8,30 +8,24 @@
 -- Returns {1, fencing token or -1} when granted, {0, PTTL of the key} when not.
 -- A non-string lock key raises WRONGTYPE (from GET) and is left untouched.
 local current = redis.call('GET', KEYS[1])
-local free = current == false
-if ARGV[3] ~= '' and current == 'ac-redislock:handoff:' .. ARGV[3] then
-  free = true
-end
-local time = redis.call('TIME')
-if free then
+local waiter = ARGV[3]
+if current == false or (waiter ~= '' and current == HANDOFF_PREFIX .. waiter) then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  if ARGV[3] ~= '' then
-    redis.call('ZREM', KEYS[2], ARGV[3])
+  if waiter ~= '' then
+    redis.call('ZREM', KEYS[2], waiter)
   end
   local fence = -1
   if ARGV[5] == '1' then
     -- Never below the server's clock in microseconds: if the counter is lost (a restart
     -- without persistence, an eviction), tokens go on above every earlier one.
-    local now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
     local last = tonumber(redis.call('GET', KEYS[3]) or '0')
-    fence = math.max(last + 1, now_us)
+    fence = math.max(last + 1, now_us())
     redis.call('SET', KEYS[3], string.format('%d', fence), 'PX', 86400000)
   end
   return {1, fence}
 end
-if ARGV[3] ~= '' then
-  local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-  redis.call('ZADD', KEYS[2], now_ms + tonumber(ARGV[4]), ARGV[3])
+if waiter ~= '' then
+  redis.call('ZADD', KEYS[2], now_ms() + tonumber(ARGV[4]), waiter)
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
 return {0, redis.call('PTTL', KEYS[1])}

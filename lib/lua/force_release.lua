@@ -8,7 +8,7 @@ local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind == 'string' then
   redis.call('DEL', KEYS[1])
   if redis.call('EXISTS', KEYS[2]) == 1 then
-    redis.call('PUBLISH', ARGV[1], 'k' .. KEYS[1])
+    redis.call('PUBLISH', ARGV[1], TO_KEY .. KEYS[1])
   end
   return 1
 end

@@ -6,8 +6,8 @@
 local kind = redis.call('TYPE', KEYS[1])['ok']
 local state = 0
 if kind == 'string' then
-  local prefix = 'ac-redislock:handoff:'
-  if string.sub(redis.call('GET', KEYS[1]), 1, #prefix) == prefix then
+  local value = redis.call('GET', KEYS[1])
+  if string.sub(value, 1, #HANDOFF_PREFIX) == HANDOFF_PREFIX then
     state = 2
   else
     state = 1

@@ -27,12 +27,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::Level;
+use tokio::runtime::Runtime;
 
-use crate::error::{LockError, Result, UnavailableReason};
-use crate::lease::LossReason;
-use crate::options::AcquireOptions;
-use crate::params::{LockParams, ReleaseParams};
+use crate::builder::{Flavor, sealed};
+use crate::error::{LockError, LossReason, Result, UnavailableReason};
+use crate::lock::acquire::{Mode, after_work};
+use crate::lock::options::AcquireOptions;
+use crate::lock::params::{LockParams, ReleaseParams};
 
 /// A blocking client for locks on Redis: [`crate::RedisLock`] without `.await`.
 ///
@@ -63,21 +64,6 @@ struct Background {
 }
 
 impl Background {
-    fn start() -> Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("ac-redislock")
-            .enable_all()
-            .build()
-            .map_err(|err| LockError::Unavailable {
-                reason: UnavailableReason::Shutdown,
-                source: Some(err.into()),
-            })?;
-        Ok(Self {
-            runtime: Some(runtime),
-        })
-    }
-
     fn handle(&self) -> Option<&tokio::runtime::Handle> {
         self.runtime.as_ref().map(tokio::runtime::Runtime::handle)
     }
@@ -296,10 +282,7 @@ impl RedisLock {
     /// # Ok::<(), ac_redislock::LockError>(())
     /// ```
     pub fn try_acquire_with(&self, key: &str, options: AcquireOptions) -> Result<LockGuard> {
-        let locks = self.locks.clone();
-        let key = key.to_owned();
-        let guard = self.run(async move { locks.try_acquire_with(&key, options).await })?;
-        Ok(self.wrap(guard))
+        self.acquire_in(key, options, Mode::Try)
     }
 
     /// Takes a lock as a guard, waiting for it; see [`crate::RedisLock::acquire`].
@@ -338,10 +321,7 @@ impl RedisLock {
     /// # Ok::<(), ac_redislock::LockError>(())
     /// ```
     pub fn acquire_with(&self, key: &str, options: AcquireOptions) -> Result<LockGuard> {
-        let locks = self.locks.clone();
-        let key = key.to_owned();
-        let guard = self.run(async move { locks.acquire_with(&key, options).await })?;
-        Ok(self.wrap(guard))
+        self.acquire_in(key, options, Mode::Wait)
     }
 
     /// Runs `work` while holding the lock at `key`, renewed in the background (unless `options`
@@ -373,12 +353,8 @@ impl RedisLock {
         options: AcquireOptions,
         work: impl FnOnce(&LockGuard) -> T,
     ) -> Result<T> {
-        let options = match options.auto_renew {
-            Some(_) => options,
-            None => options.auto_renew(true),
-        };
-        let guard = self.acquire_with(key, options)?;
-        let value = work(&guard);
+        let guard = self.acquire_in(key, options, Mode::WithLock)?;
+        let output = work(&guard);
         if let Some(reason) = guard.loss_reason() {
             drop(guard);
             return Err(LockError::Lost {
@@ -386,21 +362,18 @@ impl RedisLock {
                 reason,
             });
         }
-        match guard.release() {
-            Ok(()) => Ok(value),
-            Err(err @ (LockError::Lost { .. } | LockError::NotOwner { .. })) => Err(err),
-            Err(err) => {
-                tracing::warn!(key = ?key, error = %err, "release after work failed");
-                Ok(value)
-            }
-        }
+        after_work(key, output, guard.release())
     }
 
-    fn wrap(&self, guard: crate::LockGuard) -> LockGuard {
-        LockGuard {
+    /// Takes the lock as the async client does, in `mode`, on the background runtime.
+    fn acquire_in(&self, key: &str, options: AcquireOptions, mode: Mode) -> Result<LockGuard> {
+        let core = std::sync::Arc::clone(self.locks.core());
+        let key = key.to_owned();
+        let guard = self.run(async move { core.acquire(&key, &options, mode).await })?;
+        Ok(LockGuard {
             guard: Arc::new(guard),
             client: self.clone(),
-        }
+        })
     }
 }
 
@@ -608,7 +581,9 @@ impl LockGuard {
     }
 }
 
-/// Options for a blocking [`RedisLock`]: the same as [`crate::RedisLockBuilder`].
+/// Options for a blocking [`RedisLock`]: [`crate::RedisLockBuilder`] of the [`Blocking`]
+/// flavor, with every setting and every `build` method of the async builder, each `build`
+/// method returning a blocking client.
 ///
 /// # Examples
 ///
@@ -616,181 +591,47 @@ impl LockGuard {
 /// use std::time::Duration;
 /// let locks = ac_redislock::blocking::RedisLock::builder()
 ///     .command_timeout(Duration::from_secs(1))
-///     .build_from_url("redis://127.0.0.1/")?;
+///     .build_cluster(&["redis://10.0.0.1:7000/", "redis://10.0.0.2:7000/"])?;
 /// # Ok::<(), ac_redislock::LockError>(())
 /// ```
-#[derive(Debug, Clone, Default)]
-#[must_use = "the builder does nothing until one of its `build` methods is called"]
-pub struct RedisLockBuilder {
-    inner: crate::RedisLockBuilder,
-}
+pub type RedisLockBuilder = crate::RedisLockBuilder<Blocking>;
 
-impl RedisLockBuilder {
-    /// See [`crate::RedisLockBuilder::suppress_mismatch`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = ac_redislock::blocking::RedisLock::builder().suppress_mismatch(true);
-    /// ```
-    pub fn suppress_mismatch(self, suppress: bool) -> Self {
-        self.map(|b| b.suppress_mismatch(suppress))
-    }
+/// The [`Flavor`] of [`crate::RedisLockBuilder`] that makes a blocking [`RedisLock`]: the
+/// store is set up inside the client's own runtime, which then runs its calls.
+///
+/// # Examples
+///
+/// ```
+/// let builder: ac_redislock::RedisLockBuilder<ac_redislock::blocking::Blocking> =
+///     ac_redislock::blocking::RedisLock::builder();
+/// let locks = builder.build_in_memory()?;
+/// # Ok::<(), ac_redislock::LockError>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Blocking;
 
-    /// See [`crate::RedisLockBuilder::log_level`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = ac_redislock::blocking::RedisLock::builder().log_level(tracing::Level::INFO);
-    /// ```
-    pub fn log_level(self, level: Level) -> Self {
-        self.map(|b| b.log_level(level))
-    }
+impl sealed::Sealed for Blocking {}
 
-    /// See [`crate::RedisLockBuilder::key_prefix`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = ac_redislock::blocking::RedisLock::builder().key_prefix("lock:");
-    /// ```
-    pub fn key_prefix(self, prefix: impl Into<String>) -> Self {
-        self.map(|b| b.key_prefix(prefix))
-    }
+impl Flavor for Blocking {
+    type Client = RedisLock;
 
-    /// See [`crate::RedisLockBuilder::command_timeout`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let builder = ac_redislock::blocking::RedisLock::builder().command_timeout(Duration::from_secs(1));
-    /// ```
-    pub fn command_timeout(self, timeout: Duration) -> Self {
-        self.map(|b| b.command_timeout(timeout))
-    }
-
-    /// See [`crate::RedisLockBuilder::max_key_len`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = ac_redislock::blocking::RedisLock::builder().max_key_len(256);
-    /// ```
-    pub fn max_key_len(self, max: usize) -> Self {
-        self.map(|b| b.max_key_len(max))
-    }
-
-    /// See [`crate::RedisLockBuilder::max_value_len`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let builder = ac_redislock::blocking::RedisLock::builder().max_value_len(4096);
-    /// ```
-    pub fn max_value_len(self, max: usize) -> Self {
-        self.map(|b| b.max_value_len(max))
-    }
-
-    /// See [`crate::RedisLockBuilder::max_expires`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let builder = ac_redislock::blocking::RedisLock::builder().max_expires(Duration::from_secs(3600));
-    /// ```
-    pub fn max_expires(self, max: Duration) -> Self {
-        self.map(|b| b.max_expires(max))
-    }
-
-    /// See [`crate::RedisLockBuilder::tls_root_certificate`].
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// let ca = std::fs::read("/etc/redis/ca.crt").unwrap();
-    /// let builder = ac_redislock::blocking::RedisLock::builder().tls_root_certificate(ca);
-    /// ```
-    #[cfg(feature = "tls")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
-    pub fn tls_root_certificate(self, pem: impl Into<Vec<u8>>) -> Self {
-        self.map(|b| b.tls_root_certificate(pem))
-    }
-
-    /// See [`crate::RedisLockBuilder::tls_client_certificate`].
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// let (cert, key) = (std::fs::read("client.crt").unwrap(), std::fs::read("client.key").unwrap());
-    /// let builder = ac_redislock::blocking::RedisLock::builder().tls_client_certificate(cert, key);
-    /// ```
-    #[cfg(feature = "tls")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
-    pub fn tls_client_certificate(
-        self,
-        cert_pem: impl Into<Vec<u8>>,
-        key_pem: impl Into<Vec<u8>>,
-    ) -> Self {
-        self.map(|b| b.tls_client_certificate(cert_pem, key_pem))
-    }
-
-    fn map(self, f: impl FnOnce(crate::RedisLockBuilder) -> crate::RedisLockBuilder) -> Self {
-        Self {
-            inner: f(self.inner),
-        }
-    }
-
-    /// Builds a client from a URL (see [`crate::RedisLock::from_url`]).
-    ///
-    /// # Errors
-    ///
-    /// [`InvalidInput`](LockError::InvalidInput) for a bad setting or URL.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// let locks = ac_redislock::blocking::RedisLock::builder().build_from_url("redis://127.0.0.1/")?;
-    /// # Ok::<(), ac_redislock::LockError>(())
-    /// ```
-    pub fn build_from_url(self, url: &str) -> Result<RedisLock> {
-        // Bad input costs no thread.
-        self.inner.check(url)?;
-        let background = Background::start()?;
-        let locks = {
-            let handle = background.handle().ok_or(LockError::Unavailable {
+    fn runtime() -> Result<Option<Runtime>> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("ac-redislock")
+            .enable_all()
+            .build()
+            .map_err(|err| LockError::Unavailable {
                 reason: UnavailableReason::Shutdown,
-                source: None,
+                source: Some(err.into()),
             })?;
-            // The connection's tasks must be spawned on the background runtime.
-            let _entered = handle.enter();
-            self.inner.build_from_url(url)?
-        };
-        Ok(RedisLock {
-            locks,
-            background: Arc::new(background),
-        })
+        Ok(Some(runtime))
     }
 
-    /// Builds a client on a new in-process store (see [`crate::RedisLock::in_memory`]).
-    ///
-    /// # Errors
-    ///
-    /// [`InvalidInput`](LockError::InvalidInput) for a bad setting.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let locks = ac_redislock::blocking::RedisLock::builder().build_in_memory()?;
-    /// # Ok::<(), ac_redislock::LockError>(())
-    /// ```
-    pub fn build_in_memory(self) -> Result<RedisLock> {
-        let locks = self.inner.build_in_memory()?;
-        Ok(RedisLock {
+    fn wrap(locks: crate::RedisLock, runtime: Option<Runtime>) -> RedisLock {
+        RedisLock {
             locks,
-            background: Arc::new(Background::start()?),
-        })
+            background: Arc::new(Background { runtime }),
+        }
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use redis::{ErrorKind, RedisError, ServerErrorKind};
+use redis::RedisError;
 
 /// A `Result` whose error is [`LockError`].
 ///
@@ -84,7 +84,7 @@ pub enum LockError {
         /// The key as the caller gave it.
         key: String,
         /// How the lease ended.
-        reason: crate::lease::LossReason,
+        reason: LossReason,
     },
 
     /// The key exists but holds a Redis value that is not a string (a list, a hash, ...), so it
@@ -209,54 +209,46 @@ impl LockError {
             Self::Unavailable { .. } | Self::Redis(_) | Self::QuorumNotReached { .. }
         )
     }
+}
 
-    /// Classifies a store error.
-    pub(crate) fn from_store(err: crate::store::StoreError, key: &str) -> Self {
-        match err {
-            crate::store::StoreError::Redis(err) => Self::from_redis(err, key),
-            crate::store::StoreError::Quorum {
-                granted,
-                needed,
-                source,
-            } => Self::QuorumNotReached {
-                granted,
-                needed,
-                source,
-            },
-        }
-    }
+/// Why a lease ended before it was released.
+///
+/// # Examples
+///
+/// ```
+/// use ac_redislock::LossReason;
+/// assert_eq!(LossReason::TakenOver.to_string(), "another owner holds the lock");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LossReason {
+    /// The validity deadline passed without a renewal: the holder must assume someone else may
+    /// have the lock now.
+    Expired,
+    /// Redis no longer has the key: it expired there, was force-released, or Redis lost it (a
+    /// restart without persistence, a failover, an eviction).
+    Deleted,
+    /// The key holds another owner's token.
+    TakenOver,
+    /// Renewals failed on backend errors until the validity deadline passed.
+    Unavailable,
+    /// The watchdog stopped at the maximum hold time and the lease then ran out.
+    MaxHold,
+    /// The guard was released or dropped: the lease ended normally. Only
+    /// [`LockGuard::lost`](crate::LockGuard::lost) futures still pending at that moment see this.
+    Released,
+}
 
-    /// Classifies a redis-rs error: connection trouble becomes `Unavailable`, `WRONGTYPE`
-    /// becomes `WrongType`, anything else `Redis`.
-    pub(crate) fn from_redis(err: RedisError, key: &str) -> Self {
-        if let Some(reason) = UnavailableReason::classify(&err) {
-            return Self::Unavailable {
-                reason,
-                source: Some(err),
-            };
-        }
-        if err.code() == Some("WRONGTYPE") {
-            // Our scripts say "WRONGTYPE key holds a <type>, not a lock"; Redis's own message
-            // names no type.
-            let found = err
-                .detail()
-                .and_then(|d| d.split_once("holds a "))
-                .and_then(|(_, rest)| rest.split(',').next())
-                .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_lowercase()))
-                .unwrap_or("non-string");
-            return Self::WrongType {
-                key: key.to_owned(),
-                found: found.to_owned(),
-            };
-        }
-        Self::Redis(err)
-    }
-
-    pub(crate) fn timeout(after: Duration) -> Self {
-        Self::Unavailable {
-            reason: UnavailableReason::Timeout(after),
-            source: None,
-        }
+impl fmt::Display for LossReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Expired => "the lease expired before it was renewed",
+            Self::Deleted => "the key is gone from Redis",
+            Self::TakenOver => "another owner holds the lock",
+            Self::Unavailable => "Redis could not be reached to renew the lease in time",
+            Self::MaxHold => "the maximum hold time was reached",
+            Self::Released => "the lock was released",
+        })
     }
 }
 
@@ -288,42 +280,6 @@ pub enum UnavailableReason {
     /// or the server wants a client certificate. A configuration problem more than an outage;
     /// the `source` says which.
     Tls,
-}
-
-impl UnavailableReason {
-    fn classify(err: &RedisError) -> Option<Self> {
-        if err.is_timeout() {
-            return Some(Self::Timeout(Duration::ZERO));
-        }
-        if err.is_connection_refusal() {
-            return Some(Self::Refused);
-        }
-        if is_tls_failure(err) {
-            return Some(Self::Tls);
-        }
-        match err.kind() {
-            ErrorKind::Io | ErrorKind::ClusterConnectionNotFound => Some(Self::Disconnected),
-            ErrorKind::Server(
-                ServerErrorKind::BusyLoading
-                | ServerErrorKind::ClusterDown
-                | ServerErrorKind::MasterDown
-                | ServerErrorKind::TryAgain,
-            ) => Some(Self::NotReady),
-            _ => None,
-        }
-    }
-}
-
-/// Whether a redis-rs I/O error is a failed TLS handshake. redis-rs keeps the rustls error
-/// behind an `Arc` that cannot be downcast, so its message is what tells: rustls names every
-/// certificate problem ("invalid peer certificate: ...", "received fatal alert:
-/// CertificateRequired", ...).
-fn is_tls_failure(err: &RedisError) -> bool {
-    if !err.is_io_error() {
-        return false;
-    }
-    let text = err.to_string();
-    text.contains("certificate") || text.contains("Certificate") || text.contains("fatal alert")
 }
 
 impl fmt::Display for UnavailableReason {
@@ -370,8 +326,9 @@ pub enum InvalidInput {
     /// The lock value is the empty string.
     #[error("the value is empty")]
     EmptyValue,
-    /// The lock value starts like the marker this crate uses for a lock reserved for a waiter.
-    #[error("values starting with `ac-redislock:handoff:` are reserved")]
+    /// The lock value starts like the marker the Redis store writes into a lock it reserves for
+    /// a waiter, so it could be taken for one.
+    #[error("the value starts with the prefix reserved for locks handed to a waiter")]
     ReservedValue,
     /// The lock value is longer than the configured maximum.
     #[error("the value is {len} bytes long, more than the maximum of {max}")]
@@ -426,56 +383,11 @@ mod tests {
         assert_eq!(LockError::NotOwner { key: key() }.code(), 409);
         assert_eq!(LockError::NotHeld { key: key() }.code(), 410);
         assert_eq!(LockError::InvalidInput(InvalidInput::EmptyKey).code(), 400);
-        assert_eq!(LockError::timeout(Duration::from_secs(1)).code(), 503);
-    }
-
-    #[test]
-    fn io_errors_are_unavailable_and_server_errors_are_not() {
-        let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
-        assert!(matches!(
-            LockError::from_redis(refused, "k"),
-            LockError::Unavailable {
-                reason: UnavailableReason::Refused,
-                ..
-            }
-        ));
-        let reset = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
-        assert!(matches!(
-            LockError::from_redis(reset, "k"),
-            LockError::Unavailable {
-                reason: UnavailableReason::Disconnected,
-                ..
-            }
-        ));
-        let timed_out = RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
-        assert!(matches!(
-            LockError::from_redis(timed_out, "k"),
-            LockError::Unavailable {
-                reason: UnavailableReason::Timeout(_),
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn certificate_failures_are_tls_errors() {
-        for message in [
-            "invalid peer certificate: UnknownIssuer",
-            "received fatal alert: CertificateRequired",
-        ] {
-            let io = std::io::Error::new(std::io::ErrorKind::InvalidData, message);
-            let err = LockError::from_redis(RedisError::from(io), "k");
-            assert!(
-                matches!(
-                    err,
-                    LockError::Unavailable {
-                        reason: UnavailableReason::Tls,
-                        ..
-                    }
-                ),
-                "{message}: {err:?}"
-            );
-        }
+        let timeout = LockError::Unavailable {
+            reason: UnavailableReason::Timeout(Duration::from_secs(1)),
+            source: None,
+        };
+        assert_eq!(timeout.code(), 503);
     }
 
     #[test]

@@ -119,34 +119,33 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod acquire;
+// Faces: what users call. Each is a thin adapter over the lock logic.
 pub mod blocking;
+mod builder;
 mod client;
-mod error;
-mod guard;
-mod lease;
-mod options;
-mod params;
-mod renew;
-mod retry;
-mod scripts;
-#[cfg(feature = "sentinel")]
-mod sentinel;
-mod status;
+// The lock logic: one core under every face; it knows no wire format.
+mod lock;
+// The stores: the only code that speaks to a backend.
 mod store;
-mod token;
+// The vocabulary every layer shares: errors, status snapshots, the drift margin, reporting.
+mod drift;
+mod error;
+mod report;
+mod status;
 
-pub use client::{
+pub use builder::{Async, Flavor, RedisLockBuilder};
+pub use client::RedisLock;
+pub use error::{InvalidInput, LockError, LossReason, Result, UnavailableReason};
+pub use lock::guard::LockGuard;
+pub use lock::options::{AcquireOptions, DEFAULT_MAX_HOLD, DEFAULT_TTL, DEFAULT_WAIT};
+pub use lock::params::{DEFAULT_EXPIRES, LockParams, ReleaseParams};
+pub use lock::retry::RetryPolicy;
+pub use lock::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_MAX_EXPIRES, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_LEN,
-    DEFAULT_REDLOCK_NODE_TIMEOUT, RedisLock, RedisLockBuilder,
 };
-pub use error::{InvalidInput, LockError, Result, UnavailableReason};
-pub use guard::LockGuard;
-pub use lease::LossReason;
-pub use options::{AcquireOptions, DEFAULT_MAX_HOLD, DEFAULT_TTL, DEFAULT_WAIT};
-pub use params::{DEFAULT_EXPIRES, LockParams, ReleaseParams};
-pub use retry::RetryPolicy;
+pub use report::ErrorChain;
 pub use status::{LockState, LockStatus};
+pub use store::redlock::DEFAULT_NODE_TIMEOUT as DEFAULT_REDLOCK_NODE_TIMEOUT;
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

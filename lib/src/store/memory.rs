@@ -8,12 +8,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
-use super::{Acquire, AcquireRequest, BoxFuture, Owned, Releases, Store, StoreResult};
+use super::{
+    Acquire, AcquireRequest, BoxFuture, Owned, Release, Releases, Store, StoreResult, Traits,
+};
+use crate::drift::DEFAULT_DRIFT_FACTOR;
 use crate::status::{LockState, LockStatus};
 
 pub(crate) struct MemoryStore {
     state: Mutex<State>,
-    released: broadcast::Sender<Arc<str>>,
+    released: broadcast::Sender<Release>,
 }
 
 impl Default for MemoryStore {
@@ -80,9 +83,10 @@ impl MemoryStore {
         f(&mut state, Instant::now())
     }
 
-    /// Wakes every waiter on `key` (a `k` message, as Redis's force release sends).
+    /// Wakes every waiter on `key`: waiters are not registered here, so every release is
+    /// announced to all.
     fn announce(&self, key: &str) {
-        let _ = self.released.send(Arc::from(format!("k{key}")));
+        let _ = self.released.send(Release::Freed(Arc::from(key)));
     }
 
     #[cfg(test)]
@@ -195,12 +199,12 @@ impl Store for MemoryStore {
         Some(self.released.subscribe())
     }
 
-    fn needs_timer(&self) -> bool {
-        false
-    }
-
-    fn does_io(&self) -> bool {
-        false
+    fn traits(&self) -> Traits {
+        Traits {
+            name: "memory",
+            fencing: true,
+            drift_factor: DEFAULT_DRIFT_FACTOR,
+        }
     }
 }
 

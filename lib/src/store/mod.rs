@@ -1,32 +1,92 @@
 //! The stores: the only code that speaks to a backend. Each implements the same small set of
-//! atomic primitives; the lock logic above them (waiting, renewal, fencing) is written once.
+//! atomic primitives ([`Store`]); the lock logic above them (validation, waiting, renewal,
+//! fencing, guards) is written once. A store owns its connection setup, its scripts and its
+//! wire protocol, and hands the logic typed values only: [`Acquire`], [`Owned`], [`Release`],
+//! [`StoreError`].
+//!
+//! - [`redis_store`]: one Redis server, a Cluster or a Sentinel group, on any redis-rs connection;
+//! - [`memory`]: the in-process fallback;
+//! - [`redlock`]: a quorum over independent Redis masters, built on [`redis_store`] stores.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::RedisError;
+use redis::{ErrorKind, RedisError, ServerErrorKind};
 use tokio::sync::broadcast;
+
+use crate::error::{InvalidInput, UnavailableReason};
+use crate::status::LockStatus;
 
 pub(crate) mod memory;
 pub(crate) mod redis_store;
 pub(crate) mod redlock;
 
-/// What a store call can fail with: a Redis error, or (Redlock) too few nodes agreeing.
+/// What a store call can fail with, classified where it happened.
 #[derive(Debug)]
 pub(crate) enum StoreError {
-    Redis(RedisError),
+    /// The backend could not be reached in time; the command may or may not have run.
+    Unavailable {
+        reason: UnavailableReason,
+        source: Option<RedisError>,
+    },
+    /// The key holds a value that is not a lock (a list, a hash, ...), named as `TYPE` names
+    /// it, or `non-string`. The key was left untouched.
+    WrongType { found: String },
+    /// Redlock: too few nodes agreed.
     Quorum {
         granted: usize,
         needed: usize,
         /// A node's error, when errors (rather than refusals) kept the quorum from forming.
         source: Option<RedisError>,
     },
+    /// Any other error the server answered with.
+    Redis(RedisError),
 }
 
+impl StoreError {
+    /// No answer within `after`; the command may still run.
+    pub(crate) fn timeout(after: Duration) -> Self {
+        Self::Unavailable {
+            reason: UnavailableReason::Timeout(after),
+            source: None,
+        }
+    }
+
+    /// Whether the call ran out of time (an attempt sent again may still get through).
+    pub(crate) fn is_timeout(&self) -> bool {
+        match self {
+            Self::Unavailable { reason, .. } => matches!(reason, UnavailableReason::Timeout(_)),
+            Self::Quorum { source, .. } => source.as_ref().is_some_and(RedisError::is_timeout),
+            Self::WrongType { .. } | Self::Redis(_) => false,
+        }
+    }
+}
+
+/// Classifies a redis-rs error: connection trouble is `Unavailable`, `WRONGTYPE` is
+/// `WrongType`, anything else `Redis`.
 impl From<RedisError> for StoreError {
     fn from(err: RedisError) -> Self {
+        if let Some(reason) = unavailable_reason(&err) {
+            return Self::Unavailable {
+                reason,
+                source: Some(err),
+            };
+        }
+        if err.code() == Some("WRONGTYPE") {
+            // Our scripts say "WRONGTYPE key holds a <type>, not a lock"; Redis's own message
+            // names no type.
+            let found = err
+                .detail()
+                .and_then(|d| d.split_once("holds a "))
+                .and_then(|(_, rest)| rest.split(',').next())
+                .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_lowercase()))
+                .unwrap_or("non-string");
+            return Self::WrongType {
+                found: found.to_owned(),
+            };
+        }
         Self::Redis(err)
     }
 }
@@ -34,21 +94,51 @@ impl From<RedisError> for StoreError {
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Redis(err) => err.fmt(f),
+            Self::Unavailable { reason, .. } => reason.fmt(f),
+            Self::WrongType { found } => write!(f, "the key holds a {found}"),
             Self::Quorum {
                 granted, needed, ..
             } => write!(f, "{granted} of the {needed} nodes needed agreed"),
+            Self::Redis(err) => err.fmt(f),
         }
     }
 }
 
-impl StoreError {
-    pub(crate) fn is_timeout(&self) -> bool {
-        match self {
-            Self::Redis(err) => err.is_timeout(),
-            Self::Quorum { source, .. } => source.as_ref().is_some_and(RedisError::is_timeout),
-        }
+/// Why a redis-rs error means the server could not be used, if it does.
+fn unavailable_reason(err: &RedisError) -> Option<UnavailableReason> {
+    if err.is_timeout() {
+        return Some(UnavailableReason::Timeout(Duration::ZERO));
     }
+    if err.is_connection_refusal() {
+        return Some(UnavailableReason::Refused);
+    }
+    if is_tls_failure(err) {
+        return Some(UnavailableReason::Tls);
+    }
+    match err.kind() {
+        ErrorKind::Io | ErrorKind::ClusterConnectionNotFound => {
+            Some(UnavailableReason::Disconnected)
+        }
+        ErrorKind::Server(
+            ServerErrorKind::BusyLoading
+            | ServerErrorKind::ClusterDown
+            | ServerErrorKind::MasterDown
+            | ServerErrorKind::TryAgain,
+        ) => Some(UnavailableReason::NotReady),
+        _ => None,
+    }
+}
+
+/// Whether a redis-rs I/O error is a failed TLS handshake. redis-rs keeps the rustls error
+/// behind an `Arc` that cannot be downcast, so its message is what tells: rustls names every
+/// certificate problem ("invalid peer certificate: ...", "received fatal alert:
+/// CertificateRequired", ...).
+fn is_tls_failure(err: &RedisError) -> bool {
+    if !err.is_io_error() {
+        return false;
+    }
+    let text = err.to_string();
+    text.contains("certificate") || text.contains("Certificate") || text.contains("fatal alert")
 }
 
 /// The result of a store call.
@@ -56,6 +146,17 @@ pub(crate) type StoreResult<T> = Result<T, StoreError>;
 
 /// A boxed, sendable future: what a [`Store`] method returns, so stores can sit behind `dyn`.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Runs `fut`, failing with [`StoreError::timeout`] if it takes longer than `timeout`: for
+/// stores whose connection does not bound its calls itself.
+pub(crate) async fn bounded<T>(
+    timeout: Duration,
+    fut: impl Future<Output = StoreResult<T>>,
+) -> StoreResult<T> {
+    tokio::time::timeout(timeout, fut)
+        .await
+        .unwrap_or_else(|_elapsed| Err(StoreError::timeout(timeout)))
+}
 
 /// An expiry as it goes on the wire: whole seconds use `EX` (as the Node original does),
 /// anything else `PX`.
@@ -139,20 +240,35 @@ pub(crate) enum Owned {
     NotHeld,
 }
 
-impl Owned {
-    pub(crate) fn from_script(code: i64) -> Self {
-        match code {
-            1 => Self::Done,
-            0 => Self::NotHeld,
-            _ => Self::NotOwner,
-        }
-    }
+/// A release announcement, decoded: what a waiter hears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Release {
+    /// The lock was reserved for the waiter with this id, and only it was woken.
+    HandedTo(Arc<str>),
+    /// The lock at this wire key was freed for every waiter (a force release).
+    Freed(Arc<str>),
+    /// Announcements may have been missed (the subscriber reconnected): every waiter retries.
+    MayHaveMissed,
 }
 
-/// Release announcements: the wire keys of locks released while waiters were registered.
-pub(crate) type Releases = broadcast::Receiver<Arc<str>>;
+/// Release announcements, as a store broadcasts them.
+pub(crate) type Releases = broadcast::Receiver<Release>;
 
-/// The atomic primitives every store provides. Keys are wire keys (prefix included).
+/// What a store can do beyond the primitives every store has.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Traits {
+    /// A short name for `Debug` output: `redis`, `memory`, `redlock`.
+    pub(crate) name: &'static str,
+    /// Whether it can issue fencing tokens (Redlock cannot: its nodes count independently).
+    pub(crate) fencing: bool,
+    /// The share of a ttl taken off as clock-drift margin (a lease's validity is
+    /// `ttl - elapsed - (ttl * factor + 2 ms)`).
+    pub(crate) drift_factor: f64,
+}
+
+/// The atomic primitives every store provides. Keys are wire keys (prefix included). Every
+/// call ends within the command timeout the store was built with, failing with
+/// [`StoreError::Unavailable`] if the backend does not answer in time.
 pub(crate) trait Store: Send + Sync + 'static {
     /// Takes the lock if it is free (see [`AcquireRequest`]).
     fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> BoxFuture<'a, StoreResult<Acquire>>;
@@ -175,9 +291,9 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>>;
 
     /// A read-only snapshot of the lock.
-    fn status<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<crate::status::LockStatus>>;
+    fn status<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<LockStatus>>;
 
-    /// Drops a waiter's registration.
+    /// Drops a waiter's registration (passing on a reservation made for it).
     fn cancel_wait<'a>(&'a self, key: &'a str, waiter: &'a str) -> BoxFuture<'a, StoreResult<()>>;
 
     /// Subscribes to release announcements, if this store can make them. Waiters subscribe
@@ -194,71 +310,68 @@ pub(crate) trait Store: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(None)))
     }
 
-    /// Checks that this store can work with the wire key `key`; the reason if not.
-    fn check_key(&self, _key: &str) -> Result<(), &'static str> {
+    /// Checks that this store can work with the wire key `key`.
+    fn check_key(&self, _key: &str) -> Result<(), InvalidInput> {
         Ok(())
     }
 
-    /// The share of a ttl taken off as clock-drift margin (the lease's validity is
-    /// `ttl - elapsed - (ttl * factor + 2 ms)`).
-    fn drift_factor(&self) -> f64 {
-        crate::lease::DEFAULT_DRIFT_FACTOR
+    /// Checks that this store can hold `value` as a lock's value.
+    fn check_value(&self, _value: &str) -> Result<(), InvalidInput> {
+        Ok(())
     }
 
-    /// Whether this store can issue fencing tokens (Redlock cannot: its nodes' counters are
-    /// independent).
-    fn supports_fencing(&self) -> bool {
-        true
-    }
-
-    /// Whether calls need the client's own timer for the command timeout: false for in-process
-    /// stores, and for connections that enforce it themselves.
-    fn needs_timer(&self) -> bool {
-        true
-    }
-
-    /// Whether the store talks to a server (false for the in-process store).
-    fn does_io(&self) -> bool {
-        true
-    }
-}
-
-/// The key of an auxiliary structure of the lock at `key`, in the same Redis Cluster hash slot:
-/// `key` + suffix when `key` has a hash tag (its tag still comes first), else `{key}` + suffix.
-///
-/// A key with a `}` but no hash tag cannot be wrapped (its `}` would end the tag early); such a
-/// key gets `key` + suffix, which is fine on a single Redis but not in a cluster.
-pub(crate) fn aux_key(key: &str, suffix: &str) -> String {
-    let wrap = !(has_hash_tag(key) || key.contains('}'));
-    let mut aux = String::with_capacity(key.len() + suffix.len() + 2);
-    if wrap {
-        aux.push('{');
-    }
-    aux.push_str(key);
-    if wrap {
-        aux.push('}');
-    }
-    aux.push_str(suffix);
-    aux
-}
-
-/// Whether `key`'s auxiliary keys land in its Redis Cluster hash slot: true unless it has a `}`
-/// and no hash tag.
-pub(crate) fn cluster_safe(key: &str) -> bool {
-    has_hash_tag(key) || !key.contains('}')
-}
-
-/// Whether Redis Cluster hashes `key` by a `{tag}`: a `{` followed later by a `}` with at least
-/// one byte between them.
-fn has_hash_tag(key: &str) -> bool {
-    key.find('{')
-        .and_then(|open| key[open + 1..].find('}'))
-        .is_some_and(|len| len > 0)
+    /// What this store can do.
+    fn traits(&self) -> Traits;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn io_errors_are_unavailable_and_server_errors_are_not() {
+        let io = |kind| StoreError::from(RedisError::from(std::io::Error::from(kind)));
+        let reason = |err: StoreError| match err {
+            StoreError::Unavailable { reason, .. } => Some(reason),
+            _ => None,
+        };
+        assert_eq!(
+            reason(io(std::io::ErrorKind::ConnectionRefused)),
+            Some(UnavailableReason::Refused)
+        );
+        assert_eq!(
+            reason(io(std::io::ErrorKind::ConnectionReset)),
+            Some(UnavailableReason::Disconnected)
+        );
+        assert!(matches!(
+            reason(io(std::io::ErrorKind::TimedOut)),
+            Some(UnavailableReason::Timeout(_))
+        ));
+        let denied =
+            RedisError::from((ErrorKind::Server(ServerErrorKind::ResponseError), "NOPERM"));
+        assert!(matches!(StoreError::from(denied), StoreError::Redis(_)));
+    }
+
+    #[test]
+    fn certificate_failures_are_tls_errors() {
+        for message in [
+            "invalid peer certificate: UnknownIssuer",
+            "received fatal alert: CertificateRequired",
+        ] {
+            let io = std::io::Error::new(std::io::ErrorKind::InvalidData, message);
+            let err = StoreError::from(RedisError::from(io));
+            assert!(
+                matches!(
+                    err,
+                    StoreError::Unavailable {
+                        reason: UnavailableReason::Tls,
+                        ..
+                    }
+                ),
+                "{message}: {err:?}"
+            );
+        }
+    }
 
     #[test]
     fn whole_seconds_go_as_ex_and_the_rest_as_px() {
@@ -283,38 +396,5 @@ mod tests {
             Duration::from_millis(250)
         );
         assert_eq!(Expiry::Seconds(3).as_millis(), 3000);
-    }
-
-    /// Redis Cluster's rule: hash the part between the first `{` and the next `}` if it is not
-    /// empty. An auxiliary key must land in the same slot as its lock key.
-    fn hash_part(key: &str) -> &str {
-        if let Some(open) = key.find('{')
-            && let Some(len) = key[open + 1..].find('}')
-            && len > 0
-        {
-            return &key[open + 1..open + 1 + len];
-        }
-        key
-    }
-
-    #[test]
-    fn auxiliary_keys_share_the_lock_keys_hash_slot() {
-        for key in [
-            "jobs:42",
-            "jobs{42}",
-            "{user:1}:lock",
-            "{",
-            "}{x}",
-            "x{y",
-            "a{b}c{d}",
-        ] {
-            let aux = aux_key(key, ":waiters");
-            assert_eq!(hash_part(&aux), hash_part(key), "{key:?} -> {aux:?}");
-            assert_ne!(aux, key);
-        }
-        assert_eq!(aux_key("jobs:42", ":fence"), "{jobs:42}:fence");
-        assert_eq!(aux_key("jobs{42}", ":fence"), "jobs{42}:fence");
-        // No tag but a `}`: cannot share a slot; kept as is.
-        assert_eq!(aux_key("a{}b", ":fence"), "a{}b:fence");
     }
 }

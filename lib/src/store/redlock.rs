@@ -5,31 +5,108 @@
 //! `ttl - elapsed - drift > 0`. A failed attempt is released on every node before the call
 //! returns, so no node keeps a key of it.
 
+use std::future::Future;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use redis::RedisError;
+use redis::aio::ConnectionLike;
 use tokio::time::Instant;
 
-use super::{Acquire, AcquireRequest, BoxFuture, Owned, Releases, Store, StoreError, StoreResult};
+use super::redis_store::connect::{self, Connect};
+use super::{
+    Acquire, AcquireRequest, BoxFuture, Owned, Releases, Store, StoreError, StoreResult, Traits,
+    bounded,
+};
+use crate::drift::drift;
+use crate::error::{InvalidInput, Result};
 use crate::status::{LockState, LockStatus};
+
+/// Default time a Redlock node may take to answer before it counts as failed: 50 ms, the upper
+/// end of what the Redlock description suggests for a 10 s lease.
+pub const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// What the builder tells a Redlock store, besides its nodes' connections.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RedlockOptions {
+    /// How long a node may take to answer before it counts as failed.
+    pub(crate) node_timeout: Duration,
+    /// The clock-drift margin, as a share of the ttl.
+    pub(crate) drift_factor: f64,
+}
+
+impl RedlockOptions {
+    /// Checks that the options are in range.
+    pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |name, reason| Err(InvalidInput::Setting { name, reason }.into());
+        if self.node_timeout.is_zero() {
+            return bad("redlock_node_timeout", "must be above zero");
+        }
+        if !(0.0..0.5).contains(&self.drift_factor) {
+            return bad("drift_factor", "must be at least 0 and below 0.5");
+        }
+        Ok(())
+    }
+}
 
 pub(crate) struct RedlockStore {
     nodes: Vec<Box<dyn Store>>,
-    node_timeout: Duration,
-    drift_factor: f64,
+    options: RedlockOptions,
+    /// The command timeout: no call takes longer.
+    timeout: Duration,
 }
 
 impl RedlockStore {
-    pub(crate) fn new(
-        nodes: Vec<Box<dyn Store>>,
-        node_timeout: Duration,
-        drift_factor: f64,
-    ) -> Self {
+    /// A Redlock store over independent masters, one URL each (all TLS or all plain), each on
+    /// a reconnecting connection.
+    pub(crate) fn from_urls(
+        urls: &[&str],
+        connect: &Connect,
+        options: RedlockOptions,
+    ) -> Result<Self> {
+        if urls.is_empty() {
+            return Err(InvalidInput::Url("Redlock needs at least one node URL".into()).into());
+        }
+        let tls = urls.iter().filter(|u| u.starts_with("rediss://")).count();
+        if tls != 0 && tls != urls.len() {
+            return Err(InvalidInput::Url(
+                "Redlock nodes mix TLS (rediss://) and plain URLs; use one kind".into(),
+            )
+            .into());
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(InvalidInput::NoRuntime.into());
+        }
+        let nodes = urls
+            .iter()
+            .map(|url| Ok(Box::new(connect::redlock_node(url, connect)?) as Box<dyn Store>))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self::new(nodes, connect, options))
+    }
+
+    /// A Redlock store over the caller's own connections, one per independent master.
+    pub(crate) fn on_connections<C>(
+        conns: Vec<C>,
+        connect: &Connect,
+        options: RedlockOptions,
+    ) -> Result<Self>
+    where
+        C: ConnectionLike + Clone + Send + Sync + 'static,
+    {
+        if conns.is_empty() {
+            return Err(InvalidInput::Url("Redlock needs at least one node".into()).into());
+        }
+        let nodes = conns
+            .into_iter()
+            .map(|conn| Box::new(connect::redlock_node_on(conn, connect)) as Box<dyn Store>)
+            .collect();
+        Ok(Self::new(nodes, connect, options))
+    }
+
+    fn new(nodes: Vec<Box<dyn Store>>, connect: &Connect, options: RedlockOptions) -> Self {
         Self {
             nodes,
-            node_timeout,
-            drift_factor,
+            options,
+            timeout: connect.command_timeout,
         }
     }
 
@@ -46,9 +123,9 @@ impl RedlockStore {
         join_all(self.nodes.iter().map(|node| {
             let fut = call(node.as_ref());
             async move {
-                match tokio::time::timeout(self.node_timeout, fut).await {
+                match tokio::time::timeout(self.options.node_timeout, fut).await {
                     Ok(result) => result,
-                    Err(_) => Err(StoreError::Redis(timed_out())),
+                    Err(_elapsed) => Err(StoreError::from(timed_out())),
                 }
             }
         }))
@@ -62,14 +139,26 @@ impl RedlockStore {
             needed: self.quorum(),
             source: results.into_iter().find_map(|err| match err {
                 StoreError::Redis(err) => Some(err),
-                StoreError::Quorum { source, .. } => source,
+                StoreError::Unavailable { source, .. } | StoreError::Quorum { source, .. } => {
+                    source
+                }
+                StoreError::WrongType { .. } => None,
             }),
         }
     }
+
+    /// Runs one Redlock operation within the command timeout.
+    fn call<'a, T: Send + 'a>(
+        &'a self,
+        fut: impl Future<Output = StoreResult<T>> + Send + 'a,
+    ) -> BoxFuture<'a, StoreResult<T>> {
+        Box::pin(bounded(self.timeout, fut))
+    }
 }
 
-fn timed_out() -> RedisError {
-    RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+/// A node's missing answer, as the error redis-rs gives for its own timeouts.
+fn timed_out() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
 }
 
 /// Splits results into the values and the errors.
@@ -87,7 +176,7 @@ fn split<T>(results: Vec<StoreResult<T>>) -> (Vec<T>, Vec<StoreError>) {
 
 impl Store for RedlockStore {
     fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> BoxFuture<'a, StoreResult<Acquire>> {
-        Box::pin(async move {
+        self.call(async move {
             let started = Instant::now();
             // Plain SET NX on each node: no waiter registration (waiters poll), no fencing.
             let attempt = AcquireRequest {
@@ -106,7 +195,7 @@ impl Store for RedlockStore {
                 .filter(|a| matches!(a, Acquire::Held { .. }))
                 .count();
             let ttl = req.expiry.as_duration();
-            let in_time = ttl > started.elapsed() + crate::lease::drift(ttl, self.drift_factor);
+            let in_time = ttl > started.elapsed() + drift(ttl, self.options.drift_factor);
             if granted >= self.quorum() && in_time {
                 return Ok(Acquire::Granted { fence: None });
             }
@@ -115,7 +204,7 @@ impl Store for RedlockStore {
             let _ = self.on_all(|node| node.release(req.key, req.token)).await;
             if granted >= self.quorum() {
                 // A majority, but too late to be worth anything.
-                return Err(StoreError::Redis(timed_out()));
+                return Err(StoreError::timeout(self.timeout));
             }
             if held > 0 {
                 return Ok(Acquire::Held { pttl: None });
@@ -125,7 +214,7 @@ impl Store for RedlockStore {
     }
 
     fn release<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, StoreResult<Owned>> {
-        Box::pin(async move {
+        self.call(async move {
             let (answers, errors) = split(self.on_all(|node| node.release(key, value)).await);
             if answers.contains(&Owned::Done) {
                 return Ok(Owned::Done);
@@ -147,7 +236,7 @@ impl Store for RedlockStore {
         value: &'a str,
         ttl: Duration,
     ) -> BoxFuture<'a, StoreResult<Owned>> {
-        Box::pin(async move {
+        self.call(async move {
             let (answers, errors) = split(self.on_all(|node| node.extend(key, value, ttl)).await);
             let extended = answers.iter().filter(|a| **a == Owned::Done).count();
             if extended >= self.quorum() {
@@ -166,7 +255,7 @@ impl Store for RedlockStore {
     }
 
     fn force_release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
-        Box::pin(async move {
+        self.call(async move {
             let (answers, errors) = split(self.on_all(|node| node.force_release(key)).await);
             if answers.is_empty() {
                 return Err(self.quorum_error(0, errors));
@@ -176,7 +265,7 @@ impl Store for RedlockStore {
     }
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
-        Box::pin(async move {
+        self.call(async move {
             let (answers, errors) = split(self.on_all(|node| node.get(key)).await);
             if answers.len() < self.quorum() {
                 return Err(self.quorum_error(answers.len(), errors));
@@ -193,7 +282,7 @@ impl Store for RedlockStore {
     }
 
     fn status<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<LockStatus>> {
-        Box::pin(async move {
+        self.call(async move {
             let (answers, errors) = split(self.on_all(|node| node.status(key)).await);
             if answers.len() < self.quorum() {
                 return Err(self.quorum_error(answers.len(), errors));
@@ -230,11 +319,17 @@ impl Store for RedlockStore {
         None
     }
 
-    fn supports_fencing(&self) -> bool {
-        false
+    fn traits(&self) -> Traits {
+        Traits {
+            name: "redlock",
+            fencing: false,
+            drift_factor: self.options.drift_factor,
+        }
     }
 
-    fn drift_factor(&self) -> f64 {
-        self.drift_factor
+    fn check_value(&self, value: &str) -> std::result::Result<(), InvalidInput> {
+        self.nodes
+            .iter()
+            .try_for_each(|node| node.check_value(value))
     }
 }

@@ -6,25 +6,34 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::client::RedisLock;
-use crate::guard::Renewal;
-use crate::lease::{Lease, LossReason};
-use crate::store::Owned;
+use super::lease::Lease;
+use super::{Core, Op};
+use crate::error::LossReason;
+use crate::store::{Owned, bounded};
 
 /// After a failed renewal, try again this often (at most) until the deadline.
 const RETRY_AFTER_ERROR: Duration = Duration::from_millis(100);
 
+/// What the watchdog needs to renew a lease.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Renewal {
+    pub(crate) ttl: Duration,
+    pub(crate) interval: Duration,
+    pub(crate) hold_until: Instant,
+}
+
+/// The lock a watchdog renews: its key as the caller gave it, its wire key and its token.
+pub(crate) struct Held {
+    pub(crate) key: String,
+    pub(crate) wire: String,
+    pub(crate) token: String,
+}
+
 /// Renews the lease until the guard stops this task (release or drop), the lease ends, or
 /// `hold_until` is reached (then the lease runs out and is reported as
 /// [`LossReason::MaxHold`]).
-pub(crate) async fn watchdog(
-    locks: RedisLock,
-    key: String,
-    wire: String,
-    token: String,
-    lease: Arc<Lease>,
-    renewal: Renewal,
-) {
+pub(crate) async fn watchdog(core: Arc<Core>, held: Held, lease: Arc<Lease>, renewal: Renewal) {
+    let Held { key, wire, token } = held;
     let Renewal {
         ttl,
         interval,
@@ -51,30 +60,18 @@ pub(crate) async fn watchdog(
             tracing::warn!(key = ?key, "maximum hold time reached; renewal stopped");
             return;
         }
-        let budget = locks
-            .command_timeout()
-            .min(lease.valid_until().saturating_duration_since(now));
-        let attempt = locks.store().extend(&wire, &token, ttl);
-        match tokio::time::timeout(budget, attempt).await {
-            Ok(Ok(Owned::Done)) => {
+        // No renewal may outlast the lease it renews.
+        let budget = lease.valid_until().saturating_duration_since(now);
+        let attempt = bounded(budget, core.store().extend(&wire, &token, ttl));
+        match core.call(Op::Renew, &key, attempt).await {
+            Ok(Owned::Done) => {
                 lease.renewed(now, ttl);
                 next = now + interval;
             }
-            Ok(Ok(Owned::NotHeld)) => {
-                report(&lease, &key, LossReason::Deleted);
-                return;
-            }
-            Ok(Ok(Owned::NotOwner)) => {
-                report(&lease, &key, LossReason::TakenOver);
-                return;
-            }
-            Ok(Err(err)) => {
-                tracing::warn!(key = ?key, error = %err, "lease renewal failed; retrying");
-                lease.at_deadline(LossReason::Unavailable);
-                next = Instant::now() + RETRY_AFTER_ERROR.min(interval);
-            }
-            Err(_elapsed) => {
-                tracing::warn!(key = ?key, "lease renewal timed out; retrying");
+            Ok(Owned::NotHeld) => return report(&lease, &key, LossReason::Deleted),
+            Ok(Owned::NotOwner) => return report(&lease, &key, LossReason::TakenOver),
+            Err(_logged) => {
+                // Tried again until the deadline.
                 lease.at_deadline(LossReason::Unavailable);
                 next = Instant::now() + RETRY_AFTER_ERROR.min(interval);
             }

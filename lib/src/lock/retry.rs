@@ -201,7 +201,7 @@ pub(crate) struct Jitter(u64);
 
 impl Jitter {
     pub(crate) fn seeded() -> Self {
-        let seed = crate::token::random_u64().unwrap_or_else(|| {
+        let seed = super::token::random_u64().unwrap_or_else(|| {
             // No OS randomness: jitter still varies between processes and calls.
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -1,65 +1,14 @@
 //! The state of a held lease, shared by its guard, its watchdog and anyone awaiting its loss.
 
-use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use std::sync::Mutex;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// Why a lease ended before it was released.
-///
-/// # Examples
-///
-/// ```
-/// use ac_redislock::LossReason;
-/// assert_eq!(LossReason::TakenOver.to_string(), "another owner holds the lock");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum LossReason {
-    /// The validity deadline passed without a renewal: the holder must assume someone else may
-    /// have the lock now.
-    Expired,
-    /// Redis no longer has the key: it expired there, was force-released, or Redis lost it (a
-    /// restart without persistence, a failover, an eviction).
-    Deleted,
-    /// The key holds another owner's token.
-    TakenOver,
-    /// Renewals failed on backend errors until the validity deadline passed.
-    Unavailable,
-    /// The watchdog stopped at the maximum hold time and the lease then ran out.
-    MaxHold,
-    /// The guard was released or dropped: the lease ended normally. Only
-    /// [`LockGuard::lost`](crate::LockGuard::lost) futures still pending at that moment see this.
-    Released,
-}
-
-impl fmt::Display for LossReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Expired => "the lease expired before it was renewed",
-            Self::Deleted => "the key is gone from Redis",
-            Self::TakenOver => "another owner holds the lock",
-            Self::Unavailable => "Redis could not be reached to renew the lease in time",
-            Self::MaxHold => "the maximum hold time was reached",
-            Self::Released => "the lock was released",
-        })
-    }
-}
-
-/// The share of a ttl taken off every lease for clock drift between us and Redis, by default:
-/// 1%, plus 2 ms, as Redlock's analysis suggests.
-pub(crate) const DEFAULT_DRIFT_FACTOR: f64 = 0.01;
-
-/// The margin taken off a lease of `ttl` for clock drift: `ttl * factor + 2 ms`.
-pub(crate) fn drift(ttl: Duration, factor: f64) -> Duration {
-    let share = Duration::try_from_secs_f64(ttl.as_secs_f64() * factor).unwrap_or(ttl);
-    share.saturating_add(Duration::from_millis(2))
-}
+use crate::drift::drift;
+use crate::error::LossReason;
 
 /// The instant a lease granted by a command sent at `start` stops being trusted.
 pub(crate) fn valid_until(start: Instant, ttl: Duration, factor: f64) -> Instant {
@@ -194,6 +143,7 @@ impl Lease {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drift::DEFAULT_DRIFT_FACTOR;
 
     #[tokio::test(start_paused = true)]
     async fn a_lease_without_renewal_ends_at_its_deadline_exactly_once() {
@@ -239,17 +189,6 @@ mod tests {
             lease.ended(),
             Some(LossReason::TakenOver),
             "no renewal after the end"
-        );
-    }
-
-    #[test]
-    fn drift_is_one_percent_plus_two_ms() {
-        let drift = |ttl| drift(ttl, DEFAULT_DRIFT_FACTOR);
-        assert_eq!(drift(Duration::from_secs(10)), Duration::from_millis(102));
-        assert_eq!(drift(Duration::from_millis(100)), Duration::from_millis(3));
-        assert_eq!(
-            super::drift(Duration::from_secs(10), 0.05),
-            Duration::from_millis(502)
         );
     }
 }

@@ -1,5 +1,6 @@
 //! The Lua scripts, one file per primitive under `lua/`, each opening with a header that states
-//! its KEYS, ARGV and return values. They are sent with EVALSHA; when the server answers
+//! its KEYS, ARGV and return values, and each sent with `lua/prelude.lua` in front (the
+//! protocol constants and the hand-off, written once). They are sent with EVALSHA; when the server answers
 //! NOSCRIPT (after a restart, `SCRIPT FLUSH` or a failover) the same call is sent once more as
 //! EVAL with the script's text, which runs it and caches it again. Unlike loading it and trying
 //! EVALSHA again, that second call cannot meet NOSCRIPT: a flush racing the reload costs nothing.
@@ -84,8 +85,12 @@ impl Call<'_> {
 macro_rules! script {
     ($(#[$doc:meta])* $name:ident = $file:literal) => {
         $(#[$doc])*
-        pub(crate) static $name: LazyLock<LuaScript> =
-            LazyLock::new(|| LuaScript::new(include_str!(concat!("../lua/", $file))));
+        pub(crate) static $name: LazyLock<LuaScript> = LazyLock::new(|| {
+            LuaScript::new(concat!(
+                include_str!("../../../lua/prelude.lua"),
+                include_str!(concat!("../../../lua/", $file))
+            ))
+        });
     };
 }
 
@@ -114,37 +119,40 @@ script!(
     STATUS = "status.lua"
 );
 
-/// The start of the value a released lock holds while it is reserved for one waiter (the rest
-/// is the waiter's id).
-pub(crate) const HANDOFF_PREFIX: &str = "ac-redislock:handoff:";
-
-/// The pub/sub channel on which releases with waiters are announced. A message is `w` and the
-/// id of the waiter the lock is reserved for, or `k` and a key whose waiters should all retry.
-pub(crate) const RELEASED_CHANNEL: &str = "ac-redislock:released";
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn every_script_states_its_keys_argv_and_returns() {
         for (name, text) in [
-            ("acquire", include_str!("../lua/acquire.lua")),
-            ("release", include_str!("../lua/release.lua")),
-            ("force_release", include_str!("../lua/force_release.lua")),
-            ("extend", include_str!("../lua/extend.lua")),
-            ("cancel_wait", include_str!("../lua/cancel_wait.lua")),
-            ("status", include_str!("../lua/status.lua")),
+            ("acquire", include_str!("../../../lua/acquire.lua")),
+            ("release", include_str!("../../../lua/release.lua")),
+            (
+                "force_release",
+                include_str!("../../../lua/force_release.lua"),
+            ),
+            ("extend", include_str!("../../../lua/extend.lua")),
+            ("cancel_wait", include_str!("../../../lua/cancel_wait.lua")),
+            ("status", include_str!("../../../lua/status.lua")),
         ] {
             assert!(text.starts_with(&format!("-- {name}.lua: ")), "{name}");
             assert!(text.contains("-- KEYS[1]: "), "{name}");
             assert!(text.contains("Returns "), "{name}");
+            // The protocol is the prelude's: no script spells it out again.
+            assert!(!text.contains("ac-redislock:"), "{name}");
         }
-        for text in [
-            include_str!("../lua/acquire.lua"),
-            include_str!("../lua/release.lua"),
-            include_str!("../lua/cancel_wait.lua"),
-            include_str!("../lua/status.lua"),
+    }
+
+    #[test]
+    fn every_script_is_sent_with_the_prelude() {
+        for script in [
+            &*super::ACQUIRE,
+            &*super::RELEASE,
+            &*super::FORCE_RELEASE,
+            &*super::EXTEND,
+            &*super::CANCEL_WAIT,
+            &*super::STATUS,
         ] {
-            assert!(text.contains(super::HANDOFF_PREFIX));
+            assert!(script.text.starts_with("-- prelude.lua: "));
         }
     }
 }

@@ -1,44 +1,55 @@
-//! The Redis store: the primitives over any redis-rs async connection, plus release wake-ups
-//! over pub/sub when it has a client to open a subscriber connection with.
+//! The Redis store: the primitives over any redis-rs async connection (one server, a Redis
+//! Cluster, the master of a Sentinel group), plus release wake-ups over pub/sub when it has a
+//! client to open a subscriber connection with.
+//!
+//! - `connect`: connection setup (URL, TLS, Cluster, Sentinel, the caller's connection);
+//! - `protocol`: companion keys, reservations, release announcements;
+//! - `scripts`: the Lua scripts, with the shared prelude;
+//! - `wake`: the subscriber that turns announcements into wake-ups;
+//! - `sentinel`: a connection that follows a Sentinel group's master.
 
-use std::sync::{Arc, OnceLock};
+use std::future::Future;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use redis::Value;
 use redis::aio::ConnectionLike;
-use redis::{RedisResult, Value};
-use tokio::sync::broadcast;
 
 use super::{
-    Acquire, AcquireRequest, BoxFuture, Expiry, Owned, Releases, Store, StoreResult, aux_key,
+    Acquire, AcquireRequest, BoxFuture, Expiry, Owned, Releases, Store, StoreError, StoreResult,
+    Traits, bounded,
 };
-use crate::scripts::{self, RELEASED_CHANNEL};
+use crate::drift::DEFAULT_DRIFT_FACTOR;
+use crate::error::{InvalidInput, UnavailableReason};
 use crate::status::{LockState, LockStatus};
+use protocol::{Companions, HANDOFF_RESERVATION, RELEASED_CHANNEL, waiters_key};
+use wake::{WakeHub, WakeSource};
 
-/// How long a released lock stays reserved for the waiter it was handed to. A woken waiter takes
-/// it within a round trip; the reservation only matters when that waiter has died, and then it
-/// delays the next taker by at most this much.
-pub(crate) const HANDOFF_RESERVATION: Duration = Duration::from_millis(200);
-
-const WAITERS: &str = ":waiters";
-const FENCE: &str = ":fence";
+pub(crate) mod connect;
+mod protocol;
+mod scripts;
+#[cfg(feature = "sentinel")]
+mod sentinel;
+mod wake;
 
 /// A store over a cloneable redis-rs connection (multiplexed, `ConnectionManager`, cluster).
 /// Each call works on its own clone, so calls run concurrently on one multiplexed connection.
 pub(crate) struct RedisStore<C> {
     conn: C,
     wake: Option<WakeHub>,
-    /// The connection fails a call that takes longer than the command timeout by itself.
+    /// The command timeout: no call takes longer.
+    timeout: Duration,
+    /// The connection fails a call that takes longer than the timeout by itself, so no timer
+    /// of our own is needed.
     bounded: bool,
-    /// A Redis Cluster connection: keys must keep their auxiliary keys in their slot.
+    /// A Redis Cluster connection: keys must keep their companion keys in their slot.
     cluster: bool,
 }
 
 impl<C: 'static> RedisStore<C> {
-    /// A store; with `client`, waiters are woken over pub/sub on a connection of its own.
+    /// A store; with a wake source, waiters are woken over pub/sub on a connection of its own.
     /// `bounded` says the connection already fails calls after the command timeout; a
     /// `MultiplexedConnection` is made so here (on this store's copy of the handle).
-    pub(crate) fn new(mut conn: C, wake: WakeSource, bounded: bool, timeout: Duration) -> Self {
+    fn new(mut conn: C, wake: WakeSource, bounded: bool, timeout: Duration) -> Self {
         let any: &mut dyn std::any::Any = &mut conn;
         let bounded = match any.downcast_mut::<redis::aio::MultiplexedConnection>() {
             Some(multiplexed) => {
@@ -54,14 +65,45 @@ impl<C: 'static> RedisStore<C> {
         let cluster = false;
         Self {
             conn,
-            wake: match wake {
-                WakeSource::Clients(clients) if clients.is_empty() => None,
-                WakeSource::None => None,
-                source => Some(WakeHub::new(source)),
-            },
+            wake: WakeHub::new(wake),
+            timeout,
             bounded,
             cluster,
         }
+    }
+}
+
+impl<C> RedisStore<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    /// Runs `work` on a clone of the connection, within the command timeout. A timeout the
+    /// connection reports itself is reported as the command timeout.
+    fn call<'a, T, F>(&'a self, work: impl FnOnce(C) -> F) -> BoxFuture<'a, StoreResult<T>>
+    where
+        T: Send + 'a,
+        F: Future<Output = StoreResult<T>> + Send + 'a,
+    {
+        let fut = work(self.conn.clone());
+        let timeout = self.timeout;
+        let bounded_here = !self.bounded;
+        Box::pin(async move {
+            let result = if bounded_here {
+                bounded(timeout, fut).await
+            } else {
+                fut.await
+            };
+            result.map_err(|err| match err {
+                StoreError::Unavailable {
+                    reason: UnavailableReason::Timeout(after),
+                    source,
+                } if after.is_zero() => StoreError::Unavailable {
+                    reason: UnavailableReason::Timeout(timeout),
+                    source,
+                },
+                other => other,
+            })
+        })
     }
 }
 
@@ -70,10 +112,9 @@ where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
     fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> BoxFuture<'a, StoreResult<Acquire>> {
-        Box::pin(async move {
-            let mut conn = self.conn.clone();
+        self.call(move |mut conn| async move {
             if req.waiter.is_some() || req.fencing {
-                return Ok(acquire_script(&mut conn, req).await?);
+                return acquire_script(&mut conn, req).await;
             }
             // The Node original's exact command: SET key value EX seconds NX (PX for
             // milliseconds).
@@ -106,17 +147,16 @@ where
     }
 
     fn release<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, StoreResult<Owned>> {
-        Box::pin(async move {
-            let mut conn = self.conn.clone();
+        self.call(move |mut conn| async move {
             let code: i64 = scripts::RELEASE
                 .key(key)
-                .key(aux_key(key, WAITERS))
+                .key(waiters_key(key))
                 .arg(value)
-                .arg(HANDOFF_RESERVATION.as_millis() as u64)
+                .arg(millis(HANDOFF_RESERVATION))
                 .arg(RELEASED_CHANNEL)
                 .invoke_async(&mut conn)
                 .await?;
-            Ok(Owned::from_script(code))
+            Ok(owned(code))
         })
     }
 
@@ -126,24 +166,22 @@ where
         value: &'a str,
         ttl: Duration,
     ) -> BoxFuture<'a, StoreResult<Owned>> {
-        Box::pin(async move {
-            let mut conn = self.conn.clone();
+        self.call(move |mut conn| async move {
             let code: i64 = scripts::EXTEND
                 .key(key)
                 .arg(value)
                 .arg(Expiry::from_duration(ttl).as_millis())
                 .invoke_async(&mut conn)
                 .await?;
-            Ok(Owned::from_script(code))
+            Ok(owned(code))
         })
     }
 
     fn force_release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
-        Box::pin(async move {
-            let mut conn = self.conn.clone();
+        self.call(move |mut conn| async move {
             let deleted: i64 = scripts::FORCE_RELEASE
                 .key(key)
-                .key(aux_key(key, WAITERS))
+                .key(waiters_key(key))
                 .arg(RELEASED_CHANNEL)
                 .invoke_async(&mut conn)
                 .await?;
@@ -152,12 +190,11 @@ where
     }
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
-        Box::pin(async move {
-            let mut conn = self.conn.clone();
+        self.call(move |mut conn| async move {
             let bytes: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
             // Locks are strings; a value that is not UTF-8 (written by another client) is shown
             // with replacement characters rather than failing the read.
-            Ok::<_, super::StoreError>(bytes.map(|bytes| {
+            Ok(bytes.map(|bytes| {
                 String::from_utf8(bytes)
                     .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
             }))
@@ -165,12 +202,12 @@ where
     }
 
     fn status<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<LockStatus>> {
-        Box::pin(async move {
-            let mut conn = self.conn.clone();
+        self.call(move |mut conn| async move {
+            let companions = Companions::of(key);
             let (state, pttl, fence, waiters): (i64, i64, i64, u64) = scripts::STATUS
                 .key(key)
-                .key(aux_key(key, WAITERS))
-                .key(aux_key(key, FENCE))
+                .key(companions.waiters)
+                .key(companions.fence)
                 .invoke_async(&mut conn)
                 .await?;
             Ok(LockStatus {
@@ -188,13 +225,12 @@ where
     }
 
     fn cancel_wait<'a>(&'a self, key: &'a str, waiter: &'a str) -> BoxFuture<'a, StoreResult<()>> {
-        Box::pin(async move {
-            let mut conn = self.conn.clone();
+        self.call(move |mut conn| async move {
             let _: i64 = scripts::CANCEL_WAIT
                 .key(key)
-                .key(aux_key(key, WAITERS))
+                .key(waiters_key(key))
                 .arg(waiter)
-                .arg(HANDOFF_RESERVATION.as_millis() as u64)
+                .arg(millis(HANDOFF_RESERVATION))
                 .arg(RELEASED_CHANNEL)
                 .invoke_async(&mut conn)
                 .await?;
@@ -211,29 +247,37 @@ where
         replicas: u32,
         timeout: Duration,
     ) -> BoxFuture<'a, StoreResult<Option<u32>>> {
-        Box::pin(async move {
-            let mut conn = self.conn.clone();
+        self.call(move |mut conn| async move {
             let acked: u32 = redis::cmd("WAIT")
                 .arg(replicas)
-                .arg(timeout.as_millis().max(1) as u64)
+                .arg(millis(timeout).max(1))
                 .query_async(&mut conn)
                 .await?;
             Ok(Some(acked))
         })
     }
 
-    fn needs_timer(&self) -> bool {
-        !self.bounded
-    }
-
-    fn check_key(&self, key: &str) -> Result<(), &'static str> {
-        if self.cluster && !super::cluster_safe(key) {
-            return Err(
-                "in Redis Cluster a key with `}` needs a {hash tag}: its waiter and \
-                        fencing keys must share its slot",
-            );
+    fn check_key(&self, key: &str) -> Result<(), InvalidInput> {
+        if self.cluster {
+            protocol::check_cluster_key(key)?;
         }
         Ok(())
+    }
+
+    fn check_value(&self, value: &str) -> Result<(), InvalidInput> {
+        protocol::check_value(value)
+    }
+
+    fn traits(&self) -> Traits {
+        Traits {
+            name: if self.cluster {
+                "redis cluster"
+            } else {
+                "redis"
+            },
+            fencing: true,
+            drift_factor: DEFAULT_DRIFT_FACTOR,
+        }
     }
 }
 
@@ -241,15 +285,16 @@ where
 async fn acquire_script<C: ConnectionLike + Send>(
     conn: &mut C,
     req: AcquireRequest<'_>,
-) -> RedisResult<Acquire> {
+) -> StoreResult<Acquire> {
     let (waiter, lease) = match req.waiter {
-        Some(w) => (w.id, w.lease.as_millis().max(1) as u64),
+        Some(w) => (w.id, millis(w.lease).max(1)),
         None => ("", 0),
     };
+    let companions = Companions::of(req.key);
     let (granted, number): (i64, i64) = scripts::ACQUIRE
         .key(req.key)
-        .key(aux_key(req.key, WAITERS))
-        .key(aux_key(req.key, FENCE))
+        .key(companions.waiters)
+        .key(companions.fence)
         .arg(req.token)
         .arg(req.expiry.as_millis())
         .arg(waiter)
@@ -269,96 +314,15 @@ async fn acquire_script<C: ConnectionLike + Send>(
     })
 }
 
-/// Where release announcements can be heard.
-pub(crate) enum WakeSource {
-    /// Nowhere: waiters poll.
-    None,
-    /// These nodes, in turn (one is enough; the next is for when it fails).
-    Clients(Vec<redis::Client>),
-    /// The current master of a Sentinel group, asked anew on each reconnection.
-    #[cfg(feature = "sentinel")]
-    Sentinel(crate::sentinel::SentinelConnection),
-}
-
-impl WakeSource {
-    /// A client to subscribe with on attempt `attempt`.
-    async fn client(&self, attempt: usize) -> Option<redis::Client> {
-        match self {
-            Self::None => None,
-            Self::Clients(clients) => clients.get(attempt % clients.len().max(1)).cloned(),
-            #[cfg(feature = "sentinel")]
-            Self::Sentinel(sentinel) => sentinel.master_client().await.ok(),
-        }
+/// What a compare-and-something script returned: 1 done, 0 no key, -1 another value.
+fn owned(code: i64) -> Owned {
+    match code {
+        1 => Owned::Done,
+        0 => Owned::NotHeld,
+        _ => Owned::NotOwner,
     }
 }
 
-/// Release announcements from Redis pub/sub: one subscriber connection per client, opened on
-/// the first wait and kept (re-opened after it breaks, on the next node of a cluster or the new
-/// master of a Sentinel group) until the client is dropped. In a cluster a PUBLISH reaches the
-/// subscribers of every node, and replicas pass it on from their master.
-struct WakeHub {
-    source: Arc<WakeSource>,
-    tx: broadcast::Sender<Arc<str>>,
-    task: OnceLock<AbortOnDrop>,
-}
-
-impl WakeHub {
-    fn new(source: WakeSource) -> Self {
-        Self {
-            source: Arc::new(source),
-            tx: broadcast::channel(1024).0,
-            task: OnceLock::new(),
-        }
-    }
-
-    fn subscribe(&self) -> Option<Releases> {
-        let rx = self.tx.subscribe();
-        if self.task.get().is_none() {
-            let runtime = tokio::runtime::Handle::try_current().ok()?;
-            // One subscriber even when several waiters start at once.
-            self.task.get_or_init(|| {
-                let (source, tx) = (Arc::clone(&self.source), self.tx.clone());
-                AbortOnDrop(runtime.spawn(subscriber(source, tx)).abort_handle())
-            });
-        }
-        Some(rx)
-    }
-}
-
-/// Aborts a task when dropped: the subscriber dies with its client.
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Forwards release announcements to the hub; reconnects with a capped backoff, trying the
-/// source's clients in turn.
-async fn subscriber(source: Arc<WakeSource>, tx: broadcast::Sender<Arc<str>>) {
-    let mut backoff = Duration::from_millis(50);
-    for attempt in 0.. {
-        let Some(client) = source.client(attempt).await else {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(2));
-            continue;
-        };
-        let connect = tokio::time::timeout(Duration::from_secs(5), client.get_async_pubsub());
-        if let Ok(Ok(mut pubsub)) = connect.await
-            && pubsub.subscribe(RELEASED_CHANNEL).await.is_ok()
-        {
-            backoff = Duration::from_millis(50);
-            // Releases may have gone unheard while we were away: wake every waiter once ("").
-            let _ = tx.send(Arc::from(""));
-            let mut messages = pubsub.into_on_message();
-            while let Some(message) = messages.next().await {
-                let key = String::from_utf8_lossy(message.get_payload_bytes());
-                let _ = tx.send(Arc::from(key.as_ref()));
-            }
-            tracing::debug!("release subscription lost; reconnecting");
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
-    }
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

@@ -9,15 +9,17 @@ use tokio::runtime::Handle;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::client::RedisLock;
-use crate::error::{LockError, Result};
-use crate::lease::{Lease, LossReason};
-use crate::store::Owned;
+use super::cleanup::Cleanup;
+use super::lease::Lease;
+use super::renew::{Held, Renewal, watchdog};
+use super::{Core, Op, owned};
+use crate::error::{LockError, LossReason, Result};
 
 /// A held lock: a lease on a key that ends when it is released, when its deadline passes
 /// without renewal, or when Redis says it is gone.
 ///
-/// Made by [`RedisLock::acquire`] and [`RedisLock::try_acquire`] (and their `_with` forms).
+/// Made by [`RedisLock::acquire`](crate::RedisLock::acquire) and
+/// [`RedisLock::try_acquire`](crate::RedisLock::try_acquire) (and their `_with` forms).
 /// The documented way to end it is [`release`](Self::release)`.await`.
 ///
 /// # Guarantees
@@ -51,7 +53,7 @@ use crate::store::Owned;
 #[clippy::has_significant_drop]
 #[must_use = "dropping the guard releases the lock in the background; keep it while working"]
 pub struct LockGuard {
-    locks: RedisLock,
+    core: Arc<Core>,
     key: String,
     wire: String,
     token: String,
@@ -63,41 +65,30 @@ pub struct LockGuard {
     replicas: Option<u32>,
 }
 
-/// What the watchdog needs to renew a lease.
-pub(crate) struct Renewal {
-    pub(crate) ttl: Duration,
-    pub(crate) interval: Duration,
-    pub(crate) hold_until: Instant,
-}
-
 impl LockGuard {
     pub(crate) fn new(
-        locks: RedisLock,
-        key: String,
-        wire: String,
-        token: String,
+        core: Arc<Core>,
+        held: Held,
         fence: Option<u64>,
         lease: Arc<Lease>,
         renewal: Option<Renewal>,
     ) -> Self {
         let runtime = Handle::try_current().ok();
         let watchdog = match (&runtime, renewal) {
-            (Some(runtime), Some(renewal)) => Some(
-                runtime
-                    .spawn(crate::renew::watchdog(
-                        locks.clone(),
-                        key.clone(),
-                        wire.clone(),
-                        token.clone(),
-                        Arc::clone(&lease),
-                        renewal,
-                    ))
-                    .abort_handle(),
-            ),
+            (Some(runtime), Some(renewal)) => {
+                let renewed = Held {
+                    key: held.key.clone(),
+                    wire: held.wire.clone(),
+                    token: held.token.clone(),
+                };
+                let task = watchdog(Arc::clone(&core), renewed, Arc::clone(&lease), renewal);
+                Some(runtime.spawn(task).abort_handle())
+            }
             _ => None,
         };
+        let Held { key, wire, token } = held;
         Self {
-            locks,
+            core,
             key,
             wire,
             token,
@@ -308,32 +299,25 @@ impl LockGuard {
     /// # Ok(()) }
     /// ```
     pub async fn extend(&self, ttl: Duration) -> Result<Duration> {
-        let ttl = self.locks.check_lease_ttl(ttl)?;
+        let ttl = self.core.check_lease_ttl(ttl)?;
         if let Some(reason) = self.lease.ended() {
             return Err(self.lost_error(reason));
         }
         let start = Instant::now();
-        match self
-            .locks
-            .call(
-                &self.key,
-                self.locks.store().extend(&self.wire, &self.token, ttl),
-            )
-            .await?
-        {
-            Owned::Done => {
+        let extend = self.core.store().extend(&self.wire, &self.token, ttl);
+        let outcome = self.core.call(Op::Extend, &self.key, extend).await?;
+        match owned(outcome, &self.key) {
+            Ok(()) => {
                 self.lease.renewed(start, ttl);
                 Ok(self.remaining())
             }
-            Owned::NotHeld => {
-                self.lease.end(LossReason::Deleted);
-                Err(self.lost_error(LossReason::Deleted))
-            }
-            Owned::NotOwner => {
-                self.lease.end(LossReason::TakenOver);
-                Err(LockError::NotOwner {
-                    key: self.key.clone(),
-                })
+            Err(err) => {
+                let reason = match err {
+                    LockError::NotOwner { .. } => LossReason::TakenOver,
+                    _ => LossReason::Deleted,
+                };
+                self.lease.end(reason);
+                Err(self.lease_error(err, reason))
             }
         }
     }
@@ -363,25 +347,12 @@ impl LockGuard {
     pub async fn release(mut self) -> Result<()> {
         self.done = true;
         self.stop_watchdog();
-        let outcome = self
-            .locks
-            .call(
-                &self.key,
-                self.locks.store().release(&self.wire, &self.token),
-            )
-            .await;
+        let release = self.core.store().release(&self.wire, &self.token);
+        let outcome = self.core.call(Op::Release, &self.key, release).await;
         let lost_before = self.lease.ended();
         self.lease.end(LossReason::Released);
-        match outcome? {
-            Owned::Done => {
-                tracing::debug!(key = ?self.key, "released");
-                Ok(())
-            }
-            Owned::NotHeld => Err(self.lost_error(lost_before.unwrap_or(LossReason::Deleted))),
-            Owned::NotOwner => Err(LockError::NotOwner {
-                key: self.key.clone(),
-            }),
-        }
+        owned(outcome?, &self.key)
+            .map_err(|err| self.lease_error(err, lost_before.unwrap_or(LossReason::Deleted)))
     }
 
     /// Lets go of the guard without releasing the lock: renewal stops, and the lock stays until
@@ -418,6 +389,15 @@ impl LockGuard {
         }
     }
 
+    /// What a mismatch means for a guard: the key gone is a lost lease (for `reason`); the key
+    /// held by another owner stays [`NotOwner`](LockError::NotOwner).
+    fn lease_error(&self, mismatch: LockError, reason: LossReason) -> LockError {
+        match mismatch {
+            LockError::NotHeld { .. } => self.lost_error(reason),
+            other => other,
+        }
+    }
+
     fn stop_watchdog(&mut self) {
         if let Some(watchdog) = self.watchdog.take() {
             watchdog.abort();
@@ -431,18 +411,16 @@ impl Drop for LockGuard {
             return;
         }
         self.stop_watchdog();
+        let within = self.remaining();
         self.lease.end(LossReason::Released);
         if let Some(runtime) = &self.runtime {
-            let locks = self.locks.clone();
-            let (key, wire, token) = (
-                std::mem::take(&mut self.key),
-                std::mem::take(&mut self.wire),
-                std::mem::take(&mut self.token),
-            );
-            // Spawning on a runtime that has shut down drops the task without running it.
-            runtime.spawn(async move {
-                let _ = locks.call(&key, locks.store().release(&wire, &token)).await;
-            });
+            let cleanup = Cleanup {
+                wire: std::mem::take(&mut self.wire),
+                token: Some(std::mem::take(&mut self.token)),
+                waiter: None,
+                within,
+            };
+            self.core.spawn_cleanup(runtime, cleanup);
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::retry::RetryPolicy;
+use super::retry::RetryPolicy;
 
 /// Default lease of a guard: 10 seconds, as `lock_key`'s default expiry.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(10);

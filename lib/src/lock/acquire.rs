@@ -1,0 +1,271 @@
+//! Taking a lock as a guard: options checked, attempts made (waiting between them, woken on
+//! release), the guard built with its lease and watchdog; and what `with_lock` does once the
+//! work is done.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
+
+use super::attempt::Outcome;
+use super::cleanup::Leftovers;
+use super::guard::LockGuard;
+use super::lease::Lease;
+use super::options::{AcquireOptions, DEFAULT_MAX_HOLD, DEFAULT_WAIT};
+use super::renew::{Held, Renewal};
+use super::token::new_token;
+use super::{Core, Op};
+use crate::drift::drift;
+use crate::error::{InvalidInput, LockError, Result};
+use crate::store::{AcquireRequest, Expiry, Release, Releases, WaiterRegistration};
+
+/// "Forever" for deadlines that an `Instant` cannot hold: a century.
+const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// How an acquire call waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// One attempt.
+    Try,
+    /// Until the wait deadline.
+    Wait,
+    /// As `Wait`, with renewal on unless the options turn it off.
+    WithLock,
+}
+
+impl Core {
+    /// Takes the lock at `key` as a guard, as `mode` says: one attempt, or waiting until the
+    /// options' deadline. Whatever way it ends without a guard (given up, failed, cancelled),
+    /// it leaves no lock and no waiter registration behind.
+    pub(crate) async fn acquire(
+        self: &Arc<Self>,
+        key: &str,
+        options: &AcquireOptions,
+        mode: Mode,
+    ) -> Result<LockGuard> {
+        let wire = self.wire_key(key)?.into_owned();
+        let ttl = self.check_lease_ttl(options.ttl)?;
+        if let Some((_, timeout)) = options.replicas
+            && (timeout.is_zero() || timeout >= self.config.command_timeout)
+        {
+            return Err(InvalidInput::Setting {
+                name: "replicas",
+                reason: "the WAIT timeout must be above zero and below the command timeout",
+            }
+            .into());
+        }
+        if options.fencing && !self.traits().fencing {
+            return Err(InvalidInput::Setting {
+                name: "fencing",
+                reason: "Redlock cannot issue fencing tokens: its nodes count independently",
+            }
+            .into());
+        }
+        let renewal = self.renewal(options, mode, ttl)?;
+        let wait = match mode {
+            Mode::Try => Duration::ZERO,
+            Mode::Wait | Mode::WithLock => options.wait.unwrap_or(DEFAULT_WAIT),
+        };
+        let waiting = !wait.is_zero();
+        let deadline = later(Instant::now(), wait);
+        let (token, generated) = match &options.token {
+            Some(token) => {
+                self.check_value(token)?;
+                (token.clone(), false)
+            }
+            None => (new_token()?, true),
+        };
+        let waiter_id = if waiting { Some(new_token()?) } else { None };
+        // Subscribe before the first attempt, so a release right after it is heard.
+        let mut releases = if waiting {
+            self.store().releases()
+        } else {
+            None
+        };
+        let registration = waiter_id.as_deref().map(|id| WaiterRegistration {
+            id,
+            // A waiter refreshes its registration at each attempt; it must outlive the longest
+            // sleep between two attempts plus a slow reply.
+            lease: options.retry.max_delay().saturating_mul(3) + self.config.command_timeout * 2,
+        });
+        // Made on the first wait only: a lock that is free costs no jitter seed.
+        let mut delays = None;
+        let mut leftovers =
+            Leftovers::new(self, &wire, &token, generated, waiter_id.as_deref(), ttl);
+        let mut first = true;
+        loop {
+            let request = AcquireRequest {
+                key: &wire,
+                token: &token,
+                expiry: Expiry::from_duration(ttl),
+                waiter: registration.filter(|_| waiting && !first),
+                fencing: options.fencing,
+                probe: waiting && first,
+            };
+            let pttl = match self.attempt(key, request, &mut leftovers).await? {
+                Outcome::Granted { fence, sent } => {
+                    // Until the guard exists, a failure (WAIT) or cancellation releases.
+                    let replicas = match options.replicas {
+                        Some((replicas, timeout)) => {
+                            let wait = self.store().wait_replicas(replicas, timeout);
+                            self.call(Op::WaitReplicas, key, wait).await?
+                        }
+                        None => None,
+                    };
+                    leftovers.settle();
+                    let lease = Lease::new(sent, ttl, self.traits().drift_factor);
+                    let renewal = renewal.map(|(interval, max_hold)| Renewal {
+                        ttl,
+                        interval,
+                        hold_until: later(sent, max_hold),
+                    });
+                    let held = Held {
+                        key: key.to_owned(),
+                        wire,
+                        token,
+                    };
+                    let mut guard = LockGuard::new(Arc::clone(self), held, fence, lease, renewal);
+                    guard.set_replicas(replicas);
+                    return Ok(guard);
+                }
+                Outcome::Held { pttl } => pttl,
+            };
+            if !waiting {
+                return Err(LockError::Locked {
+                    key: key.to_owned(),
+                });
+            }
+            if first {
+                // The probe (plain SET NX) failed: register as a waiter right away.
+                first = false;
+                continue;
+            }
+            let now = Instant::now();
+            let next = delays.get_or_insert_with(|| options.retry.delays()).next();
+            let (true, Some(backoff)) = (now < deadline, next) else {
+                return Err(LockError::Locked {
+                    key: key.to_owned(),
+                });
+            };
+            let mut sleep = backoff.min(deadline - now);
+            if let Some(pttl) = pttl {
+                // Never sleep past the holder's expiry.
+                sleep = sleep.min(pttl + Duration::from_millis(1));
+            }
+            let waiter = waiter_id.as_deref().unwrap_or_default();
+            wait_for_release(&mut releases, &wire, waiter, sleep).await;
+        }
+    }
+
+    /// The watchdog's interval and maximum hold, if renewal is on.
+    fn renewal(
+        &self,
+        options: &AcquireOptions,
+        mode: Mode,
+        ttl: Duration,
+    ) -> Result<Option<(Duration, Duration)>> {
+        let on = options.auto_renew.unwrap_or(mode == Mode::WithLock);
+        if !on {
+            return Ok(None);
+        }
+        let interval = options.renew_interval.unwrap_or(ttl / 3);
+        let validity = ttl.saturating_sub(drift(ttl, self.traits().drift_factor));
+        if interval.is_zero() || interval >= validity {
+            return Err(InvalidInput::Setting {
+                name: "renew_interval",
+                reason: "must be above zero and below the ttl minus its drift margin",
+            }
+            .into());
+        }
+        let max_hold = options.max_hold.unwrap_or(DEFAULT_MAX_HOLD);
+        Ok(Some((interval, max_hold)))
+    }
+}
+
+/// `start + after`, or a century from `start` when that does not fit.
+fn later(start: Instant, after: Duration) -> Instant {
+    start.checked_add(after).unwrap_or_else(|| start + CENTURY)
+}
+
+/// What `with_lock` returns once the work is done and the guard's release answered: the work's
+/// output, unless the lease did not hold all along. A release that failed on the backend
+/// changes nothing (the work finished under the lease; the lock expires on its own).
+pub(crate) fn after_work<T>(key: &str, output: T, released: Result<()>) -> Result<T> {
+    match released {
+        Ok(()) => Ok(output),
+        Err(err @ (LockError::Lost { .. } | LockError::NotOwner { .. })) => Err(err),
+        Err(err) => {
+            tracing::warn!(key = ?key, error = %err, "release after work failed");
+            Ok(output)
+        }
+    }
+}
+
+/// Sleeps for `sleep`, or until the lock is handed to this waiter or its key is released to
+/// all waiters.
+async fn wait_for_release(
+    releases: &mut Option<Releases>,
+    wire: &str,
+    waiter: &str,
+    sleep: Duration,
+) {
+    let timer = tokio::time::sleep(sleep);
+    tokio::pin!(timer);
+    while let Some(rx) = releases.as_mut() {
+        tokio::select! {
+            () = &mut timer => return,
+            message = rx.recv() => match message {
+                Ok(release) if is_for(&release, wire, waiter) => return,
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => return,
+                Err(RecvError::Closed) => *releases = None,
+            },
+        }
+    }
+    timer.await;
+}
+
+/// Whether a release announcement concerns this waiter: the lock was handed to it, its key was
+/// freed for everyone, or announcements may have been missed.
+fn is_for(release: &Release, wire: &str, waiter: &str) -> bool {
+    match release {
+        Release::HandedTo(id) => &**id == waiter,
+        Release::Freed(key) => &**key == wire,
+        Release::MayHaveMissed => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_wake_only_their_waiters() {
+        let handed = |id: &str| Release::HandedTo(Arc::from(id));
+        let freed = |key: &str| Release::Freed(Arc::from(key));
+        assert!(is_for(&handed("abc"), "jobs:1", "abc"));
+        assert!(!is_for(&handed("abd"), "jobs:1", "abc"));
+        assert!(is_for(&freed("jobs:1"), "jobs:1", "abc"));
+        assert!(!is_for(&freed("jobs:2"), "jobs:1", "abc"));
+        assert!(
+            is_for(&Release::MayHaveMissed, "jobs:1", "abc"),
+            "after a reconnect, everyone retries"
+        );
+    }
+
+    #[test]
+    fn output_survives_a_failed_release_but_not_a_lost_lease() {
+        let lost = LockError::Lost {
+            key: "k".into(),
+            reason: crate::error::LossReason::Deleted,
+        };
+        assert!(after_work("k", 7, Err(lost)).is_err());
+        let down = LockError::Unavailable {
+            reason: crate::error::UnavailableReason::Refused,
+            source: None,
+        };
+        assert_eq!(after_work("k", 7, Err(down)).unwrap(), 7);
+        assert_eq!(after_work("k", 7, Ok(())).unwrap(), 7);
+    }
+}

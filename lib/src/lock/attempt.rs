@@ -1,0 +1,105 @@
+//! The one path every lock attempt takes, from `lock_key` and from the guard API alike: send
+//! the request, log the attempt, map the answer, and leave the cleanup armed while the lock may
+//! hold our token.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::cleanup::Leftovers;
+use super::token::new_token;
+use super::{Core, Op, outcome_unknown};
+use crate::error::{LockError, Result};
+use crate::report::event_at;
+use crate::store::{Acquire, AcquireRequest};
+
+/// How an attempt that got an answer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The lock is ours; `sent` is when the request left, the start of the lease.
+    Granted { fence: Option<u64>, sent: Instant },
+    /// Someone holds it; `pttl` is the holder's time left when known.
+    Held { pttl: Option<Duration> },
+}
+
+impl Core {
+    /// Makes one lock attempt for `key` (as the caller gave it; `req.key` is the wire key).
+    ///
+    /// Each attempt is logged at the instance's level with the key, the expiry and the outcome
+    /// (never the token). `leftovers` stays armed for the lock while it may hold our token:
+    /// granted (until the caller settles it) or no answer (timed out, connection lost, or this
+    /// future dropped); a grant also ends the waiter registration.
+    pub(crate) async fn attempt(
+        &self,
+        key: &str,
+        req: AcquireRequest<'_>,
+        leftovers: &mut Leftovers<'_>,
+    ) -> Result<Outcome> {
+        leftovers.in_flight = true;
+        leftovers.registered |= req.waiter.is_some();
+        let level = self.config.log_level;
+        let expires = req.expiry.as_duration();
+        let sent = Instant::now();
+        let answer = self.call(Op::Attempt, key, self.store.acquire(req)).await;
+        let (outcome, result) = match answer {
+            Ok(Acquire::Granted { fence }) => {
+                // The script takes a granted waiter off the queue.
+                leftovers.registered = false;
+                ("acquired", Ok(Outcome::Granted { fence, sent }))
+            }
+            Ok(Acquire::Held { pttl }) => {
+                leftovers.in_flight = false;
+                ("locked", Ok(Outcome::Held { pttl }))
+            }
+            Ok(Acquire::WrongType(found)) => {
+                leftovers.in_flight = false;
+                tracing::error!(key = ?key, found = %found, "lock key holds a non-string value");
+                let key = key.to_owned();
+                ("wrong type", Err(LockError::WrongType { key, found }))
+            }
+            Err(err) => {
+                leftovers.in_flight = outcome_unknown(&err);
+                ("error", Err(err))
+            }
+        };
+        event_at!(level, key = ?key, ?expires, outcome, "lock attempt");
+        result
+    }
+
+    /// Locks `key` for `expires` with `value` (or a fresh token) if no one holds it: the seed
+    /// API's `lock_key`, one attempt with the Node original's command. Returns the value.
+    pub(crate) async fn lock_key(
+        self: &Arc<Self>,
+        key: String,
+        expires: Duration,
+        value: Option<String>,
+    ) -> Result<String> {
+        let wire = self.wire_key(&key)?;
+        let expiry = self.check_expires(expires)?;
+        let (value, generated) = match value {
+            Some(value) => {
+                self.check_value(&value)?;
+                (value, false)
+            }
+            None => (new_token()?, true),
+        };
+        let request = AcquireRequest {
+            key: &wire,
+            token: &value,
+            expiry,
+            waiter: None,
+            fencing: false,
+            probe: false,
+        };
+        let within = expiry.as_duration();
+        let mut leftovers = Leftovers::new(self, &wire, &value, generated, None, within);
+        match self.attempt(&key, request, &mut leftovers).await? {
+            Outcome::Granted { .. } => {
+                leftovers.settle();
+                Ok(value)
+            }
+            Outcome::Held { .. } => Err(LockError::Locked { key: key.clone() }),
+        }
+    }
+}
