@@ -431,15 +431,3 @@ impl RedisLock {
         after_work(key, output, guard.release().await)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn client_is_send_sync_static() {
-        fn check<T: Send + Sync + 'static>() {}
-        check::<RedisLock>();
-        check::<LockGuard>();
-    }
-}

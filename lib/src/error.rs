@@ -371,12 +371,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn error_is_send_sync_static() {
-        fn check<T: Send + Sync + 'static>() {}
-        check::<LockError>();
-    }
-
-    #[test]
     fn codes() {
         let key = || "k".to_owned();
         assert_eq!(LockError::Locked { key: key() }.code(), 423);

@@ -151,3 +151,19 @@ pub use store::redlock::DEFAULT_NODE_TIMEOUT as DEFAULT_REDLOCK_NODE_TIMEOUT;
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+#[cfg(test)]
+mod tests {
+    /// Every public type can be shared between tasks and threads and held in a `'static`.
+    #[test]
+    fn public_types_are_send_sync_static() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<crate::RedisLock>();
+        check::<crate::RedisLockBuilder>();
+        check::<crate::LockGuard>();
+        check::<crate::LockError>();
+        check::<crate::blocking::RedisLock>();
+        check::<crate::blocking::RedisLockBuilder>();
+        check::<crate::blocking::LockGuard>();
+    }
+}

@@ -91,8 +91,9 @@ impl Core {
         });
         // Made on the first wait only: a lock that is free costs no jitter seed.
         let mut delays = None;
-        let mut leftovers =
-            Leftovers::new(self, &wire, &token, generated, waiter_id.as_deref(), ttl);
+        let mut leftovers = Leftovers::at(self, &wire, ttl)
+            .ours(generated.then_some(&*token))
+            .waiter(waiter_id.as_deref());
         let mut first = true;
         loop {
             let request = AcquireRequest {

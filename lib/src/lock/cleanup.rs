@@ -60,12 +60,12 @@ impl Core {
 pub(crate) struct Leftovers<'a> {
     core: &'a Arc<Core>,
     wire: &'a str,
-    token: &'a str,
-    /// The token was made here, so a lock holding it is ours to delete. A token the caller
-    /// chose may also hold another lock of the caller's: that one is left to expire.
-    ours: bool,
+    /// The token, when a lock holding it is ours to delete: it was made here. A token the
+    /// caller chose may also stand for another lock of the caller's; that one is left alone.
+    ours: Option<&'a str>,
     waiter: Option<&'a str>,
-    expiry: Duration,
+    /// How long the lock can live.
+    within: Duration,
     /// The lock may hold our token.
     pub(crate) in_flight: bool,
     /// The waiter is registered.
@@ -73,24 +73,30 @@ pub(crate) struct Leftovers<'a> {
 }
 
 impl<'a> Leftovers<'a> {
-    pub(crate) fn new(
-        core: &'a Arc<Core>,
-        wire: &'a str,
-        token: &'a str,
-        ours: bool,
-        waiter: Option<&'a str>,
-        expiry: Duration,
-    ) -> Self {
+    /// Nothing left yet at `wire`, for a lock that would hold `ours` (if it is ours to delete)
+    /// for at most `within`, and for the waiter `waiter`, if the acquisition waits.
+    pub(crate) fn at(core: &'a Arc<Core>, wire: &'a str, within: Duration) -> Self {
         Self {
             core,
             wire,
-            token,
-            ours,
-            waiter,
-            expiry,
+            ours: None,
+            waiter: None,
+            within,
             in_flight: false,
             registered: false,
         }
+    }
+
+    /// The token the lock would hold, if it was made here.
+    pub(crate) fn ours(mut self, token: Option<&'a str>) -> Self {
+        self.ours = token;
+        self
+    }
+
+    /// The waiter id the acquisition registers with, if it waits.
+    pub(crate) fn waiter(mut self, waiter: Option<&'a str>) -> Self {
+        self.waiter = waiter;
+        self
     }
 
     /// The acquisition ended well (a guard or a token now stands for the lock): nothing to
@@ -103,7 +109,7 @@ impl<'a> Leftovers<'a> {
 
 impl Drop for Leftovers<'_> {
     fn drop(&mut self) {
-        let token = (self.in_flight && self.ours).then(|| self.token.to_owned());
+        let token = self.ours.filter(|_| self.in_flight).map(str::to_owned);
         let waiter = self.waiter.filter(|_| self.registered).map(str::to_owned);
         if token.is_none() && waiter.is_none() {
             return;
@@ -115,7 +121,7 @@ impl Drop for Leftovers<'_> {
             wire: self.wire.to_owned(),
             token,
             waiter,
-            within: self.expiry,
+            within: self.within,
         };
         self.core.spawn_cleanup(&runtime, cleanup);
     }

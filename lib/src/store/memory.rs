@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
-use super::{
-    Acquire, AcquireRequest, BoxFuture, Owned, Release, Releases, Store, StoreResult, Traits,
-};
+use super::{Acquire, AcquireRequest, Owned, Release, Releases, Reply, Store, Traits};
 use crate::drift::DEFAULT_DRIFT_FACTOR;
 use crate::status::{LockState, LockStatus};
 
@@ -95,12 +93,12 @@ impl MemoryStore {
     }
 }
 
-fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, StoreResult<T>> {
+fn ready<'a, T: Send + 'a>(value: T) -> Reply<'a, T> {
     Box::pin(std::future::ready(Ok(value)))
 }
 
 impl Store for MemoryStore {
-    fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> BoxFuture<'a, StoreResult<Acquire>> {
+    fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> Reply<'a, Acquire> {
         let outcome = self.with_state(|state, now| {
             if let Some(holder) = state.live(req.key, now) {
                 let pttl = holder.expires_at.saturating_duration_since(now);
@@ -118,7 +116,7 @@ impl Store for MemoryStore {
         ready(outcome)
     }
 
-    fn release<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, StoreResult<Owned>> {
+    fn release<'a>(&'a self, key: &'a str, value: &'a str) -> Reply<'a, Owned> {
         let outcome = self.with_state(|state, now| match state.live(key, now) {
             None => Owned::NotHeld,
             Some(entry) if entry.value != value => Owned::NotOwner,
@@ -133,12 +131,7 @@ impl Store for MemoryStore {
         ready(outcome)
     }
 
-    fn extend<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a str,
-        ttl: Duration,
-    ) -> BoxFuture<'a, StoreResult<Owned>> {
+    fn extend<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> Reply<'a, Owned> {
         let outcome = self.with_state(|state, now| match state.live(key, now) {
             None => Owned::NotHeld,
             Some(entry) if entry.value != value => Owned::NotOwner,
@@ -150,7 +143,7 @@ impl Store for MemoryStore {
         ready(outcome)
     }
 
-    fn force_release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+    fn force_release<'a>(&'a self, key: &'a str) -> Reply<'a, bool> {
         let existed = self.with_state(|state, now| {
             let live = state.live(key, now).is_some();
             state.entries.remove(key);
@@ -162,12 +155,12 @@ impl Store for MemoryStore {
         ready(existed)
     }
 
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
+    fn get<'a>(&'a self, key: &'a str) -> Reply<'a, Option<String>> {
         let value = self.with_state(|state, now| state.live(key, now).map(|e| e.value.clone()));
         ready(value)
     }
 
-    fn status<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<LockStatus>> {
+    fn status<'a>(&'a self, key: &'a str) -> Reply<'a, LockStatus> {
         let status = self.with_state(|state, now| {
             let ttl = state
                 .live(key, now)
@@ -186,11 +179,7 @@ impl Store for MemoryStore {
         ready(status)
     }
 
-    fn cancel_wait<'a>(
-        &'a self,
-        _key: &'a str,
-        _waiter: &'a str,
-    ) -> BoxFuture<'a, StoreResult<()>> {
+    fn cancel_wait<'a>(&'a self, _key: &'a str, _waiter: &'a str) -> Reply<'a, ()> {
         // Waiters are not registered here: every release is announced.
         ready(())
     }
@@ -227,21 +216,15 @@ mod tests {
     #[tokio::test]
     async fn expired_entries_are_swept_as_new_ones_arrive() {
         let store = MemoryStore::default();
-        for i in 0..1000 {
-            let key = format!("short{i}");
-            store
-                .acquire(request(&key, Expiry::Millis(1)))
-                .await
-                .unwrap();
-        }
+        let fill = async |prefix: &str, count: usize, expiry: Expiry| {
+            for i in 0..count {
+                let key = format!("{prefix}{i}");
+                store.acquire(request(&key, expiry)).await.unwrap();
+            }
+        };
+        fill("short", 1000, Expiry::Millis(1)).await;
         tokio::time::sleep(Duration::from_millis(5)).await;
-        for i in 0..1100 {
-            let key = format!("long{i}");
-            store
-                .acquire(request(&key, Expiry::Seconds(60)))
-                .await
-                .unwrap();
-        }
+        fill("long", 1100, Expiry::Seconds(60)).await;
         // Without sweeping the map would hold 2,100 entries; the 1,000 expired ones must go.
         assert!(store.len() <= 1100, "{} entries left", store.len());
     }

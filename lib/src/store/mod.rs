@@ -147,6 +147,9 @@ pub(crate) type StoreResult<T> = Result<T, StoreError>;
 /// A boxed, sendable future: what a [`Store`] method returns, so stores can sit behind `dyn`.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// The reply of a store call.
+pub(crate) type Reply<'a, T> = BoxFuture<'a, StoreResult<T>>;
+
 /// Runs `fut`, failing with [`StoreError::timeout`] if it takes longer than `timeout`: for
 /// stores whose connection does not bound its calls itself.
 pub(crate) async fn bounded<T>(
@@ -271,30 +274,25 @@ pub(crate) struct Traits {
 /// [`StoreError::Unavailable`] if the backend does not answer in time.
 pub(crate) trait Store: Send + Sync + 'static {
     /// Takes the lock if it is free (see [`AcquireRequest`]).
-    fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> BoxFuture<'a, StoreResult<Acquire>>;
+    fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> Reply<'a, Acquire>;
 
     /// Deletes `key` if it holds `value`, in one atomic step (handing it to waiters if any).
-    fn release<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, StoreResult<Owned>>;
+    fn release<'a>(&'a self, key: &'a str, value: &'a str) -> Reply<'a, Owned>;
 
     /// Sets a new expiry on `key` if it holds `value`; never creates the key.
-    fn extend<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a str,
-        ttl: Duration,
-    ) -> BoxFuture<'a, StoreResult<Owned>>;
+    fn extend<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> Reply<'a, Owned>;
 
     /// Deletes `key` whatever it holds; `true` if there was a key.
-    fn force_release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<bool>>;
+    fn force_release<'a>(&'a self, key: &'a str) -> Reply<'a, bool>;
 
     /// Reads the value at `key`.
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>>;
+    fn get<'a>(&'a self, key: &'a str) -> Reply<'a, Option<String>>;
 
     /// A read-only snapshot of the lock.
-    fn status<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<LockStatus>>;
+    fn status<'a>(&'a self, key: &'a str) -> Reply<'a, LockStatus>;
 
     /// Drops a waiter's registration (passing on a reservation made for it).
-    fn cancel_wait<'a>(&'a self, key: &'a str, waiter: &'a str) -> BoxFuture<'a, StoreResult<()>>;
+    fn cancel_wait<'a>(&'a self, key: &'a str, waiter: &'a str) -> Reply<'a, ()>;
 
     /// Subscribes to release announcements, if this store can make them. Waiters subscribe
     /// before their first attempt, so a release right after it is not missed.
@@ -302,11 +300,7 @@ pub(crate) trait Store: Send + Sync + 'static {
 
     /// Waits until `replicas` replicas acknowledged this connection's writes, at most `timeout`
     /// (Redis `WAIT`); how many did, or `None` where the store has no replicas to ask.
-    fn wait_replicas<'a>(
-        &'a self,
-        _replicas: u32,
-        _timeout: Duration,
-    ) -> BoxFuture<'a, StoreResult<Option<u32>>> {
+    fn wait_replicas<'a>(&'a self, _replicas: u32, _timeout: Duration) -> Reply<'a, Option<u32>> {
         Box::pin(std::future::ready(Ok(None)))
     }
 
@@ -375,26 +369,16 @@ mod tests {
 
     #[test]
     fn whole_seconds_go_as_ex_and_the_rest_as_px() {
-        assert_eq!(
-            Expiry::from_duration(Duration::from_secs(10)),
-            Expiry::Seconds(10)
-        );
-        assert_eq!(
-            Expiry::from_duration(Duration::from_millis(1500)),
-            Expiry::Millis(1500)
-        );
-        assert_eq!(
-            Expiry::from_duration(Duration::from_micros(1500)),
-            Expiry::Millis(1)
-        );
-        assert_eq!(
-            Expiry::from_duration(Duration::from_micros(2_000_900)),
-            Expiry::Seconds(2)
-        );
-        assert_eq!(
-            Expiry::Millis(250).as_duration(),
-            Duration::from_millis(250)
-        );
+        let ms = Duration::from_millis;
+        for (expires, wire) in [
+            (Duration::from_secs(10), Expiry::Seconds(10)),
+            (ms(1500), Expiry::Millis(1500)),
+            (Duration::from_micros(1500), Expiry::Millis(1)),
+            (Duration::from_micros(2_000_900), Expiry::Seconds(2)),
+        ] {
+            assert_eq!(Expiry::from_duration(expires), wire, "{expires:?}");
+        }
+        assert_eq!(Expiry::Millis(250).as_duration(), ms(250));
         assert_eq!(Expiry::Seconds(3).as_millis(), 3000);
     }
 }

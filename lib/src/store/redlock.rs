@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::redis_store::connect::{self, Connect};
 use super::{
-    Acquire, AcquireRequest, BoxFuture, Owned, Releases, Store, StoreError, StoreResult, Traits,
+    Acquire, AcquireRequest, Owned, Releases, Reply, Store, StoreError, StoreResult, Traits,
     bounded,
 };
 use crate::drift::drift;
@@ -118,7 +118,7 @@ impl RedlockStore {
     /// Runs `call` on every node at once, each bounded by the node timeout.
     async fn on_all<'a, T>(
         &'a self,
-        call: impl Fn(&'a dyn Store) -> BoxFuture<'a, StoreResult<T>>,
+        call: impl Fn(&'a dyn Store) -> Reply<'a, T>,
     ) -> Vec<StoreResult<T>> {
         join_all(self.nodes.iter().map(|node| {
             let fut = call(node.as_ref());
@@ -151,7 +151,7 @@ impl RedlockStore {
     fn call<'a, T: Send + 'a>(
         &'a self,
         fut: impl Future<Output = StoreResult<T>> + Send + 'a,
-    ) -> BoxFuture<'a, StoreResult<T>> {
+    ) -> Reply<'a, T> {
         Box::pin(bounded(self.timeout, fut))
     }
 }
@@ -175,7 +175,7 @@ fn split<T>(results: Vec<StoreResult<T>>) -> (Vec<T>, Vec<StoreError>) {
 }
 
 impl Store for RedlockStore {
-    fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> BoxFuture<'a, StoreResult<Acquire>> {
+    fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> Reply<'a, Acquire> {
         self.call(async move {
             let started = Instant::now();
             // Plain SET NX on each node: no waiter registration (waiters poll), no fencing.
@@ -213,7 +213,7 @@ impl Store for RedlockStore {
         })
     }
 
-    fn release<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, StoreResult<Owned>> {
+    fn release<'a>(&'a self, key: &'a str, value: &'a str) -> Reply<'a, Owned> {
         self.call(async move {
             let (answers, errors) = split(self.on_all(|node| node.release(key, value)).await);
             if answers.contains(&Owned::Done) {
@@ -230,12 +230,7 @@ impl Store for RedlockStore {
         })
     }
 
-    fn extend<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a str,
-        ttl: Duration,
-    ) -> BoxFuture<'a, StoreResult<Owned>> {
+    fn extend<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> Reply<'a, Owned> {
         self.call(async move {
             let (answers, errors) = split(self.on_all(|node| node.extend(key, value, ttl)).await);
             let extended = answers.iter().filter(|a| **a == Owned::Done).count();
@@ -254,7 +249,7 @@ impl Store for RedlockStore {
         })
     }
 
-    fn force_release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+    fn force_release<'a>(&'a self, key: &'a str) -> Reply<'a, bool> {
         self.call(async move {
             let (answers, errors) = split(self.on_all(|node| node.force_release(key)).await);
             if answers.is_empty() {
@@ -264,7 +259,7 @@ impl Store for RedlockStore {
         })
     }
 
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
+    fn get<'a>(&'a self, key: &'a str) -> Reply<'a, Option<String>> {
         self.call(async move {
             let (answers, errors) = split(self.on_all(|node| node.get(key)).await);
             if answers.len() < self.quorum() {
@@ -281,7 +276,7 @@ impl Store for RedlockStore {
         })
     }
 
-    fn status<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<LockStatus>> {
+    fn status<'a>(&'a self, key: &'a str) -> Reply<'a, LockStatus> {
         self.call(async move {
             let (answers, errors) = split(self.on_all(|node| node.status(key)).await);
             if answers.len() < self.quorum() {
@@ -305,11 +300,7 @@ impl Store for RedlockStore {
         })
     }
 
-    fn cancel_wait<'a>(
-        &'a self,
-        _key: &'a str,
-        _waiter: &'a str,
-    ) -> BoxFuture<'a, StoreResult<()>> {
+    fn cancel_wait<'a>(&'a self, _key: &'a str, _waiter: &'a str) -> Reply<'a, ()> {
         Box::pin(std::future::ready(Ok(())))
     }
 

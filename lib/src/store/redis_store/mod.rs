@@ -15,7 +15,7 @@ use redis::Value;
 use redis::aio::ConnectionLike;
 
 use super::{
-    Acquire, AcquireRequest, BoxFuture, Expiry, Owned, Releases, Store, StoreError, StoreResult,
+    Acquire, AcquireRequest, Expiry, Owned, Releases, Reply, Store, StoreError, StoreResult,
     Traits, bounded,
 };
 use crate::drift::DEFAULT_DRIFT_FACTOR;
@@ -79,7 +79,7 @@ where
 {
     /// Runs `work` on a clone of the connection, within the command timeout. A timeout the
     /// connection reports itself is reported as the command timeout.
-    fn call<'a, T, F>(&'a self, work: impl FnOnce(C) -> F) -> BoxFuture<'a, StoreResult<T>>
+    fn call<'a, T, F>(&'a self, work: impl FnOnce(C) -> F) -> Reply<'a, T>
     where
         T: Send + 'a,
         F: Future<Output = StoreResult<T>> + Send + 'a,
@@ -111,7 +111,7 @@ impl<C> Store for RedisStore<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> BoxFuture<'a, StoreResult<Acquire>> {
+    fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> Reply<'a, Acquire> {
         self.call(move |mut conn| async move {
             if req.waiter.is_some() || req.fencing {
                 return acquire_script(&mut conn, req).await;
@@ -146,26 +146,16 @@ where
         })
     }
 
-    fn release<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, StoreResult<Owned>> {
+    fn release<'a>(&'a self, key: &'a str, value: &'a str) -> Reply<'a, Owned> {
         self.call(move |mut conn| async move {
-            let code: i64 = scripts::RELEASE
-                .key(key)
-                .key(waiters_key(key))
-                .arg(value)
-                .arg(millis(HANDOFF_RESERVATION))
-                .arg(RELEASED_CHANNEL)
+            let code: i64 = hand_off(&scripts::RELEASE, key, value)
                 .invoke_async(&mut conn)
                 .await?;
             Ok(owned(code))
         })
     }
 
-    fn extend<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a str,
-        ttl: Duration,
-    ) -> BoxFuture<'a, StoreResult<Owned>> {
+    fn extend<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> Reply<'a, Owned> {
         self.call(move |mut conn| async move {
             let code: i64 = scripts::EXTEND
                 .key(key)
@@ -177,7 +167,7 @@ where
         })
     }
 
-    fn force_release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+    fn force_release<'a>(&'a self, key: &'a str) -> Reply<'a, bool> {
         self.call(move |mut conn| async move {
             let deleted: i64 = scripts::FORCE_RELEASE
                 .key(key)
@@ -189,7 +179,7 @@ where
         })
     }
 
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
+    fn get<'a>(&'a self, key: &'a str) -> Reply<'a, Option<String>> {
         self.call(move |mut conn| async move {
             let bytes: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
             // Locks are strings; a value that is not UTF-8 (written by another client) is shown
@@ -201,7 +191,7 @@ where
         })
     }
 
-    fn status<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<LockStatus>> {
+    fn status<'a>(&'a self, key: &'a str) -> Reply<'a, LockStatus> {
         self.call(move |mut conn| async move {
             let companions = Companions::of(key);
             let (state, pttl, fence, waiters): (i64, i64, i64, u64) = scripts::STATUS
@@ -224,14 +214,9 @@ where
         })
     }
 
-    fn cancel_wait<'a>(&'a self, key: &'a str, waiter: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+    fn cancel_wait<'a>(&'a self, key: &'a str, waiter: &'a str) -> Reply<'a, ()> {
         self.call(move |mut conn| async move {
-            let _: i64 = scripts::CANCEL_WAIT
-                .key(key)
-                .key(waiters_key(key))
-                .arg(waiter)
-                .arg(millis(HANDOFF_RESERVATION))
-                .arg(RELEASED_CHANNEL)
+            let _: i64 = hand_off(&scripts::CANCEL_WAIT, key, waiter)
                 .invoke_async(&mut conn)
                 .await?;
             Ok(())
@@ -242,11 +227,7 @@ where
         self.wake.as_ref().and_then(WakeHub::subscribe)
     }
 
-    fn wait_replicas<'a>(
-        &'a self,
-        replicas: u32,
-        timeout: Duration,
-    ) -> BoxFuture<'a, StoreResult<Option<u32>>> {
+    fn wait_replicas<'a>(&'a self, replicas: u32, timeout: Duration) -> Reply<'a, Option<u32>> {
         self.call(move |mut conn| async move {
             let acked: u32 = redis::cmd("WAIT")
                 .arg(replicas)
@@ -312,6 +293,18 @@ async fn acquire_script<C: ConnectionLike + Send>(
             pttl: u64::try_from(number).ok().map(Duration::from_millis),
         }
     })
+}
+
+/// A call of a script that may hand the lock at `key` to a waiter (`release.lua`,
+/// `cancel_wait.lua`): the lock and its waiters, `id` (the caller's value or waiter id), and the
+/// reservation and channel of the hand-off.
+fn hand_off<'s>(script: &'s scripts::LuaScript, key: &str, id: &str) -> scripts::Call<'s> {
+    script
+        .key(key)
+        .key(waiters_key(key))
+        .arg(id)
+        .arg(millis(HANDOFF_RESERVATION))
+        .arg(RELEASED_CHANNEL)
 }
 
 /// What a compare-and-something script returned: 1 done, 0 no key, -1 another value.
