@@ -2,7 +2,6 @@
 //! library, prints its result and returns how to exit.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use ac_redislock::{
     AcquireOptions, LockError, LockParams, LockState, LockStatus, RedisLock, ReleaseParams,
@@ -10,6 +9,8 @@ use ac_redislock::{
 
 use crate::cli::{Cli, Command, ExtendArgs, Global, KeyArg, LockArgs, ReleaseArgs, StatusArgs};
 use crate::exit::{DEFAULT_CONFLICT, Exit};
+use crate::report::{fail, human, report_conflict};
+use crate::run::run;
 use crate::spinner::Spinner;
 
 pub(crate) async fn dispatch(cli: Cli) -> Exit {
@@ -19,7 +20,7 @@ pub(crate) async fn dispatch(cli: Cli) -> Exit {
         Err(err) => return fail(&err, DEFAULT_CONFLICT),
     };
     match command {
-        Command::Run(args) => crate::run::run(&locks, &global, args).await,
+        Command::Run(args) => run(&locks, &global, args).await,
         Command::Lock(args) => lock(&locks, &global, args).await,
         Command::Release(args) => release(&locks, args).await,
         Command::Get(args) => get(&locks, args).await,
@@ -41,51 +42,6 @@ fn connect(global: &Global) -> ac_redislock::Result<RedisLock> {
         builder.build_from_url(url)
     } else {
         builder.build_redlock(&urls)
-    }
-}
-
-/// Prints `redislock: error: <error>: <cause>: ...` on one line.
-pub(crate) fn print_error(err: &(dyn std::error::Error + 'static)) {
-    let mut line = format!("redislock: error: {err}");
-    let mut previous: Option<String> = None;
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        // Some errors repeat their cause in their own message; print it once.
-        if !previous.as_deref().is_some_and(|p| p.ends_with(&text)) && !line.ends_with(&text) {
-            let _ = write!(line, ": {text}");
-        }
-        previous = Some(text);
-        source = cause.source();
-    }
-    eprintln!("{}", line.replace(['\n', '\r'], " "));
-}
-
-/// Reports a library error and picks the exit code.
-pub(crate) fn fail(err: &LockError, conflict: u8) -> Exit {
-    print_error(err);
-    Exit::for_error(err, conflict)
-}
-
-/// Says who holds `key` and for how long, for a conflict: never the holder's value.
-pub(crate) async fn report_conflict(locks: &RedisLock, key: &str, conflict: u8) -> Exit {
-    let how_long = match locks.status(key).await {
-        Ok(LockStatus { ttl: Some(ttl), .. }) => format!(" (for {} more)", human(ttl)),
-        _ => String::new(),
-    };
-    eprintln!("redislock: {key:?} is locked by another owner{how_long}");
-    Exit::Conflict(conflict)
-}
-
-/// `1.2s`, `350ms`, `4m05s`.
-pub(crate) fn human(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms < 60_000 {
-        format!("{:.1}s", d.as_secs_f64())
-    } else {
-        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
     }
 }
 
@@ -230,12 +186,5 @@ mod tests {
     fn json_strings_escape_what_json_requires() {
         assert_eq!(json_string("a\"b\\c\nd\u{1}"), r#""a\"b\\c\nd\u0001""#);
         assert_eq!(json_string("锁"), "\"锁\"");
-    }
-
-    #[test]
-    fn human_durations() {
-        assert_eq!(human(Duration::from_millis(350)), "350ms");
-        assert_eq!(human(Duration::from_millis(1250)), "1.2s");
-        assert_eq!(human(Duration::from_secs(245)), "4m05s");
     }
 }

@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod duration;
 mod exit;
+mod report;
 mod run;
 mod spinner;
 
@@ -19,7 +20,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(err) => {
-            commands::print_error(&err);
+            report::print_error(&err);
             return exit::Exit::Backend.into();
         }
     };

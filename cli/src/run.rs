@@ -12,8 +12,8 @@ use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::{Global, RunArgs};
-use crate::commands::{fail, print_error, report_conflict};
 use crate::exit::Exit;
+use crate::report::{fail, print_error, report_conflict};
 use crate::spinner::Spinner;
 
 /// With no `--max-hold`, renew for as long as the command runs (a century).

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ac_redislock::RedisLock;
 
-use crate::commands::human;
+use crate::report::human;
 
 const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 const TICK: Duration = Duration::from_millis(100);

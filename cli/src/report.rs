@@ -1,0 +1,70 @@
+//! What `redislock` tells the person on stderr when something goes wrong, shared by every
+//! subcommand and the spinner: one-line errors, the exit code for a library error, the
+//! conflict message, and durations written for people.
+//!
+//! It imports only [`crate::exit`], so any module can use it without importing back the
+//! modules that use it.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use ac_redislock::{LockError, LockStatus, RedisLock};
+
+use crate::exit::Exit;
+
+/// Prints `redislock: error: <error>: <cause>: ...` on one line.
+pub(crate) fn print_error(err: &(dyn std::error::Error + 'static)) {
+    let mut line = format!("redislock: error: {err}");
+    let mut previous: Option<String> = None;
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // Some errors repeat their cause in their own message; print it once.
+        if !previous.as_deref().is_some_and(|p| p.ends_with(&text)) && !line.ends_with(&text) {
+            let _ = write!(line, ": {text}");
+        }
+        previous = Some(text);
+        source = cause.source();
+    }
+    eprintln!("{}", line.replace(['\n', '\r'], " "));
+}
+
+/// Reports a library error and picks the exit code.
+pub(crate) fn fail(err: &LockError, conflict: u8) -> Exit {
+    print_error(err);
+    Exit::for_error(err, conflict)
+}
+
+/// Says who holds `key` and for how long, for a conflict: never the holder's value.
+pub(crate) async fn report_conflict(locks: &RedisLock, key: &str, conflict: u8) -> Exit {
+    let how_long = match locks.status(key).await {
+        Ok(LockStatus { ttl: Some(ttl), .. }) => format!(" (for {} more)", human(ttl)),
+        _ => String::new(),
+    };
+    eprintln!("redislock: {key:?} is locked by another owner{how_long}");
+    Exit::Conflict(conflict)
+}
+
+/// `1.2s`, `350ms`, `4m05s`.
+pub(crate) fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human(Duration::from_millis(350)), "350ms");
+        assert_eq!(human(Duration::from_millis(1250)), "1.2s");
+        assert_eq!(human(Duration::from_secs(245)), "4m05s");
+    }
+}
