@@ -5,28 +5,16 @@
 //! It imports only [`crate::exit`], so any module can use it without importing back the
 //! modules that use it.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
-use ac_redislock::{LockError, LockStatus, RedisLock};
+use ac_redislock::{ErrorChain, LockError, LockStatus, RedisLock};
 
 use crate::exit::Exit;
 
-/// Prints `redislock: error: <error>: <cause>: ...` on one line.
+/// Prints `redislock: error: <error>: <cause>: ...` on one line, each cause once.
 pub(crate) fn print_error(err: &(dyn std::error::Error + 'static)) {
-    let mut line = format!("redislock: error: {err}");
-    let mut previous: Option<String> = None;
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        // Some errors repeat their cause in their own message; print it once.
-        if !previous.as_deref().is_some_and(|p| p.ends_with(&text)) && !line.ends_with(&text) {
-            let _ = write!(line, ": {text}");
-        }
-        previous = Some(text);
-        source = cause.source();
-    }
-    eprintln!("{}", line.replace(['\n', '\r'], " "));
+    let line = ErrorChain(err).to_string();
+    eprintln!("redislock: error: {}", line.replace(['\n', '\r'], " "));
 }
 
 /// Reports a library error and picks the exit code.
