@@ -42,11 +42,9 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ac_redislock::{AcquireOptions, LockError, LockParams, RedisLock, ReleaseParams};
+use ac_redislock_testsupport::server;
 use redis::Value;
 use redis::aio::MultiplexedConnection;
-
-#[path = "../../lib/tests/support/server.rs"]
-mod server;
 
 /// Time each measurement runs before it is measured (connections open, scripts load, tasks
 /// start).

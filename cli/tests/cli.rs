@@ -1,15 +1,11 @@
 //! The real `redislock` binary against a real redis-server started here.
 
-#[path = "../../lib/tests/support/cluster.rs"]
-mod cluster;
-#[path = "../../lib/tests/support/server.rs"]
-mod server;
-
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use ac_redislock_testsupport::{cluster, server};
 use cluster::Cluster;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;

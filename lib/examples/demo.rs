@@ -19,9 +19,6 @@
 //! `cargo run --example demo -- --without-locks` runs the same workers without the locks, to
 //! show what the locks prevent: jobs done twice.
 
-#[path = "../tests/support/server.rs"]
-mod server;
-
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
@@ -29,6 +26,7 @@ use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use ac_redislock::{LockError, LockParams, RedisLock, ReleaseParams};
+use ac_redislock_testsupport::server;
 
 const WORKERS: usize = 4;
 const JOBS: usize = 200;

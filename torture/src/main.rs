@@ -16,10 +16,7 @@
 //! 0 only if every scenario met its verdict. `--keep` keeps the histories (a failed scenario
 //! always keeps them) and prints where.
 
-#[path = "../../lib/tests/support/sentinel.rs"]
-mod sentinel;
-#[path = "../../lib/tests/support/server.rs"]
-mod server;
+use ac_redislock_testsupport::{sentinel, server};
 
 mod check;
 mod failover;

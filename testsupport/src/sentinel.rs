@@ -1,14 +1,14 @@
 //! A sentinel process of our own, watching one master: for the Sentinel tests and the torture
 //! tool's failover scenarios.
-#![allow(dead_code, unreachable_pub)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::server;
+use crate::server;
 
+/// The name under which the sentinel monitors its master.
 pub const MASTER: &str = "mymaster";
 
 /// A sentinel process watching one master; killed when dropped.
@@ -26,6 +26,9 @@ impl Drop for Sentinel {
 }
 
 impl Sentinel {
+    /// Starts a sentinel on a free port that monitors the master on 127.0.0.1:`master_port` as
+    /// [`MASTER`] (quorum 1, down after 1 s, failover timeout 5 s), and waits until it reports
+    /// that master. Panics if it cannot.
     pub fn start(master_port: u16) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = server::free_port().unwrap();
@@ -59,6 +62,7 @@ impl Sentinel {
         sentinel
     }
 
+    /// `redis://127.0.0.1:port/` of the sentinel.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }

@@ -1,9 +1,8 @@
 //! A `redis-server` process of our own: started on a unix socket (or a free TCP port, plain or
 //! TLS) in a temporary folder, never the machine's 6379, stopped by its own process id.
 //!
-//! Shared by the integration tests (`mod support`) and the demo example (`#[path]`), so it uses
-//! only std, `nix` and `tempfile`.
-#![allow(dead_code, unreachable_pub)]
+//! It uses only std, `nix` and `tempfile` (the readiness check is a PING by hand), so the
+//! programs that only need a server do not depend on a Redis client through it.
 
 use std::io::{self, Read, Write};
 use std::net::TcpListener;
@@ -50,6 +49,8 @@ pub enum Listen {
     Tls,
 }
 
+/// A `redis-server` process of our own, with its temporary folder (socket, log, data). Killed
+/// (SIGKILL) when dropped; a panicking thread that drops it prints the end of its log.
 pub struct RedisServer {
     dir: tempfile::TempDir,
     listen: Listen,
@@ -194,10 +195,12 @@ impl RedisServer {
         }
     }
 
+    /// The path of the server's unix socket (always there, whatever [`Listen`] says).
     pub fn socket(&self) -> PathBuf {
         self.dir.path().join("redis.sock")
     }
 
+    /// The path of the server's log file.
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("redis.log")
     }
@@ -233,14 +236,17 @@ impl RedisServer {
         format!("rediss://localhost:{}/", self.port)
     }
 
+    /// The TCP or TLS port (0 for a unix-socket server).
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The process id, while the process runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
+    /// The whole server log (empty if there is none yet).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }

@@ -1,15 +1,17 @@
 //! A Redis Cluster of our own: masters started as `redis-server --cluster-enabled yes` on free
 //! TCP ports (bus ports picked apart, so ports above 55535 work), joined by
-//! `redis-cli --cluster create`. Used by the library's tests and, through `#[path]`, the CLI's.
-#![allow(dead_code, unreachable_pub)]
+//! `redis-cli --cluster create`. Used by the library's tests and the CLI's.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::server::{self, Listen, RedisServer};
+use crate::server::{self, Listen, RedisServer};
 
+/// A Redis Cluster of masters only (no replicas), every slot covered; the nodes are killed when
+/// it is dropped.
 pub struct Cluster {
+    /// The masters, TCP servers on 127.0.0.1 (each also has its unix socket, for admin).
     pub nodes: Vec<RedisServer>,
 }
 
@@ -19,7 +21,8 @@ fn cli_bin() -> String {
 }
 
 impl Cluster {
-    /// Starts `masters` nodes and joins them; panics with the reason if it cannot.
+    /// Starts `masters` nodes and joins them; panics with the reason if it cannot. `base` is
+    /// the folder for the nodes' temporary folders (the system's temporary folder if `None`).
     pub fn start(masters: usize, base: Option<&Path>) -> Self {
         let nodes: Vec<RedisServer> = (0..masters)
             .map(|_| {
@@ -109,6 +112,7 @@ impl Cluster {
         }
     }
 
+    /// A cluster connection (default user) to every node.
     pub async fn conn(&self) -> redis::cluster_async::ClusterConnection {
         redis::cluster::ClusterClient::new(self.urls())
             .unwrap()
