@@ -17,7 +17,7 @@
 //!    - *ours*: `try_acquire` then `LockGuard::release`;
 //!    - *ours (seed API)*: `lock_key` then `release_lock` with the value;
 //!    - *raw*: `SET key token NX PX 10000` then the library's release script
-//!      (`lib/lua/release.lua`, with the same keys and arguments the library sends) through
+//!      (`lib/lua/prelude.lua` + `release.lua`, with the same keys and arguments the library sends) through
 //!      `redis::Script::invoke_async`, no lock logic at all: the baseline of the ratio, which
 //!      so measures what the library adds on the client;
 //!    - *raw, plain compare-and-delete*: the same with the textbook one-line compare-and-delete
@@ -71,9 +71,13 @@ const RAW_TOKEN: &str = "bench-raw-token-0123456789abcdef01234567";
 /// The version of rslock in bench/Cargo.toml, for the output.
 const RSLOCK: &str = "rslock 0.10";
 
-/// The library's release script, sent raw.
-static LIB_RELEASE: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(include_str!("../../lib/lua/release.lua")));
+/// The library's release script, sent raw: as the library sends it, with its prelude.
+static LIB_RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(concat!(
+        include_str!("../../lib/lua/prelude.lua"),
+        include_str!("../../lib/lua/release.lua")
+    ))
+});
 
 /// The textbook compare-and-delete, for reference.
 static RAW_RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {

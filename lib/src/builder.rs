@@ -114,11 +114,11 @@ impl RedisLock {
     ///
     /// The connection is opened on first use and re-opened after it breaks (a
     /// `ConnectionManager`), so a client made while Redis is down starts working when Redis
-    /// comes back; until then each call fails with [`Unavailable`](LockError::Unavailable).
+    /// comes back; until then each call fails with [`Unavailable`](crate::LockError::Unavailable).
     ///
     /// # Errors
     ///
-    /// [`InvalidInput`](LockError::InvalidInput) if the URL does not parse (the message never
+    /// [`InvalidInput`](crate::LockError::InvalidInput) if the URL does not parse (the message never
     /// repeats the URL, which may hold a password), or if called outside a Tokio runtime.
     ///
     /// # Examples
@@ -255,7 +255,7 @@ impl<F: Flavor> fmt::Debug for RedisLockBuilder<F> {
 }
 
 impl<F: Flavor> RedisLockBuilder<F> {
-    /// Sets the instance default for `suppress_mismatch`; [`ReleaseParams::suppress_mismatch`]
+    /// Sets the instance default for `suppress_mismatch`; [`ReleaseParams::suppress_mismatch`](crate::ReleaseParams::suppress_mismatch)
     /// overrides it per call.
     ///
     /// # Examples
@@ -295,7 +295,7 @@ impl<F: Flavor> RedisLockBuilder<F> {
     }
 
     /// Sets how long one Redis call may take before it fails with
-    /// [`Unavailable`](LockError::Unavailable); also the connect timeout of clients made from a
+    /// [`Unavailable`](crate::LockError::Unavailable); also the connect timeout of clients made from a
     /// URL. No call waits longer than this on a dead server.
     ///
     /// # Examples
@@ -444,7 +444,7 @@ impl<F: Flavor> RedisLockBuilder<F> {
     ///
     /// # Errors
     ///
-    /// [`InvalidInput`](LockError::InvalidInput) for a bad setting or URL, or outside a Tokio
+    /// [`InvalidInput`](crate::LockError::InvalidInput) for a bad setting or URL, or outside a Tokio
     /// runtime.
     ///
     /// # Examples
@@ -462,7 +462,7 @@ impl<F: Flavor> RedisLockBuilder<F> {
     ///
     /// # Errors
     ///
-    /// [`InvalidInput`](LockError::InvalidInput) if a setting is out of range.
+    /// [`InvalidInput`](crate::LockError::InvalidInput) if a setting is out of range.
     ///
     /// # Examples
     ///
@@ -487,13 +487,13 @@ impl<F: Flavor> RedisLockBuilder<F> {
     /// the nodes, the next one if it fails.
     ///
     /// The connection is opened on first use; until the cluster answers, calls fail with
-    /// [`Unavailable`](LockError::Unavailable). Keys with a `}` but no `{hash tag}` are refused
-    /// ([`InvalidInput`](LockError::InvalidInput)): their auxiliary keys could not share their
+    /// [`Unavailable`](crate::LockError::Unavailable). Keys with a `}` but no `{hash tag}` are refused
+    /// ([`InvalidInput`](crate::LockError::InvalidInput)): their auxiliary keys could not share their
     /// slot.
     ///
     /// # Errors
     ///
-    /// [`InvalidInput`](LockError::InvalidInput) for no URL, a bad URL, or outside a Tokio
+    /// [`InvalidInput`](crate::LockError::InvalidInput) for no URL, a bad URL, or outside a Tokio
     /// runtime.
     ///
     /// # Examples
@@ -524,7 +524,7 @@ impl<F: Flavor> RedisLockBuilder<F> {
     ///
     /// # Errors
     ///
-    /// [`InvalidInput`](LockError::InvalidInput) for no or bad URLs, or outside a Tokio
+    /// [`InvalidInput`](crate::LockError::InvalidInput) for no or bad URLs, or outside a Tokio
     /// runtime.
     ///
     /// # Examples
@@ -561,7 +561,7 @@ impl<F: Flavor> RedisLockBuilder<F> {
     ///
     /// # Errors
     ///
-    /// [`InvalidInput`](LockError::InvalidInput) for no URL, a bad URL, TLS and plain URLs
+    /// [`InvalidInput`](crate::LockError::InvalidInput) for no URL, a bad URL, TLS and plain URLs
     /// mixed, or outside a Tokio runtime.
     ///
     /// # Examples
@@ -586,7 +586,7 @@ impl<F: Flavor> RedisLockBuilder<F> {
     ///
     /// # Errors
     ///
-    /// [`InvalidInput`](LockError::InvalidInput) for no connection or a bad setting.
+    /// [`InvalidInput`](crate::LockError::InvalidInput) for no connection or a bad setting.
     ///
     /// # Examples
     ///
@@ -615,7 +615,7 @@ impl<F: Flavor> RedisLockBuilder<F> {
     ///
     /// # Errors
     ///
-    /// [`InvalidInput`](LockError::InvalidInput) if a setting is out of range.
+    /// [`InvalidInput`](crate::LockError::InvalidInput) if a setting is out of range.
     ///
     /// # Examples
     ///

@@ -1,12 +1,20 @@
-//! The blocking twin, from plain threads (no runtime) and from inside a runtime.
+//! The blocking twin, from plain threads (no runtime) and from inside a runtime, on every kind
+//! of store the async client has: one Redis, in memory, Redlock, Redis Cluster, Sentinel.
 
 mod support;
 
 use std::time::Duration;
 
 use ac_redislock::blocking::RedisLock;
-use ac_redislock::{LockError, LockParams, ReleaseParams};
-use support::{shared, unique_key};
+use ac_redislock::{AcquireOptions, InvalidInput, LockError, LockParams, ReleaseParams};
+use support::sentinel::{Group, MASTER};
+use support::{RedisServer, shared, shared_cluster, unique_key};
+
+/// The value at `key` on the server at `url`, read with a plain connection.
+fn value_at(url: &str, key: &str) -> Option<String> {
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    redis::cmd("GET").arg(key).query(&mut conn).unwrap()
+}
 
 fn clients() -> Vec<(&'static str, RedisLock)> {
     vec![
@@ -125,7 +133,7 @@ async fn inside_a_multi_thread_runtime_it_works() {
 
 #[test]
 fn guards_work_without_a_runtime() {
-    use ac_redislock::{AcquireOptions, LossReason};
+    use ac_redislock::LossReason;
     for (name, locks) in clients() {
         let other = match name {
             "redis" => RedisLock::from_url(&shared().url()).unwrap(),
@@ -207,7 +215,6 @@ fn guards_work_without_a_runtime() {
 
 #[test]
 fn with_lock_reports_a_lease_lost_while_the_closure_ran() {
-    use ac_redislock::AcquireOptions;
     let locks = RedisLock::from_url(&shared().url()).unwrap();
     let other = RedisLock::from_url(&shared().url()).unwrap();
     let key = unique_key("blocking-with-lock-lost");
@@ -222,4 +229,137 @@ fn with_lock_reports_a_lease_lost_while_the_closure_ran() {
         })
         .unwrap_err();
     assert!(matches!(err, LockError::Lost { .. }), "{err:?}");
+}
+
+#[test]
+fn redlock_without_a_runtime() {
+    let mut servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+    let urls: Vec<String> = servers.iter().map(RedisServer::url).collect();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let build = || {
+        RedisLock::builder()
+            .redlock_node_timeout(Duration::from_millis(150))
+            .command_timeout(Duration::from_secs(2))
+            .build_redlock(&urls)
+            .unwrap()
+    };
+    let (locks, other) = (build(), build());
+    let key = unique_key("blocking-redlock");
+
+    let guard = locks.try_acquire(&key).unwrap();
+    for url in &urls {
+        assert_eq!(value_at(url, &key).as_deref(), Some(guard.token()), "{url}");
+    }
+    assert!(matches!(
+        other.try_acquire(&key),
+        Err(LockError::Locked { .. })
+    ));
+    let fenced = locks.try_acquire_with(&unique_key("fenced"), AcquireOptions::new().fencing(true));
+    assert!(
+        matches!(
+            fenced,
+            Err(LockError::InvalidInput(InvalidInput::Setting {
+                name: "fencing",
+                ..
+            }))
+        ),
+        "{fenced:?}"
+    );
+    guard.release().unwrap();
+    for url in &urls {
+        assert_eq!(value_at(url, &key), None, "{url}");
+    }
+
+    // A minority down: still granted. A majority down: no quorum, and nothing left behind.
+    servers[0].kill();
+    locks.try_acquire(&key).unwrap().release().unwrap();
+    servers[1].kill();
+    let err = locks.try_acquire(&key).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LockError::QuorumNotReached {
+                granted: 1,
+                needed: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(value_at(urls[2], &key), None);
+}
+
+#[test]
+fn cluster_without_a_runtime() {
+    let cluster = shared_cluster();
+    let urls = cluster.urls_as("locker", "locker-secret");
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let build = || RedisLock::builder().build_cluster(&urls).unwrap();
+    let (locks, other) = (build(), build());
+    let key = format!("{{{}}}:job", unique_key("blocking-cluster"));
+
+    // A waiter in another thread is woken by the release, over pub/sub from a cluster node.
+    let holder = locks
+        .acquire_with(&key, AcquireOptions::new().fencing(true))
+        .unwrap();
+    let first = holder.fencing_token().unwrap();
+    let waiter = {
+        let (other, key) = (other.clone(), key.clone());
+        std::thread::spawn(move || {
+            let options = AcquireOptions::new()
+                .fencing(true)
+                .wait(Duration::from_secs(30))
+                .retry(ac_redislock::RetryPolicy::fixed(Duration::from_secs(10)));
+            other.acquire_with(&key, options).map(|g| g.fencing_token())
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while locks.status(&key).unwrap().waiters == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the waiter never registered"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let released = std::time::Instant::now();
+    holder.release().unwrap();
+    let second = waiter.join().unwrap().unwrap().unwrap();
+    assert!(
+        released.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        released.elapsed()
+    );
+    assert!(
+        second > first,
+        "fencing tokens go up: {first} then {second}"
+    );
+
+    // A key whose companions could not share its slot is refused before any I/O.
+    let err = locks.try_acquire("jobs}42").unwrap_err();
+    assert!(
+        matches!(err, LockError::InvalidInput(InvalidInput::KeyNotUsable(_))),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn sentinel_without_a_runtime() {
+    let group = Group::start();
+    let locks = RedisLock::builder()
+        .command_timeout(Duration::from_secs(1))
+        .build_sentinel(&[&group.sentinel.url()], MASTER)
+        .unwrap();
+    let key = unique_key("blocking-sentinel");
+    let options = AcquireOptions::new().replicas(1, Duration::from_millis(500));
+    let guard = locks.acquire_with(&key, options).unwrap();
+    assert_eq!(guard.replicas_acked(), Some(1));
+    let token = Some(guard.token().to_owned());
+    assert_eq!(value_at(&group.master.url(), &key), token, "on the master");
+    assert_eq!(
+        value_at(&group.replica.url(), &key),
+        token,
+        "copied to the replica"
+    );
+    guard.release().unwrap();
+    assert_eq!(value_at(&group.master.url(), &key), None);
 }

@@ -6,34 +6,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use ac_redislock::{AcquireOptions, LockError, LockParams, RedisLock, ReleaseParams};
-use support::sentinel::{MASTER, Sentinel};
-use support::server::{Listen, RedisServer};
+use support::sentinel::{Group, MASTER, Sentinel};
 use support::unique_key;
-
-/// A master with one replica in sync, and a sentinel watching them.
-fn group() -> (RedisServer, RedisServer, Sentinel) {
-    let master = RedisServer::start_with(Listen::Tcp, &[]);
-    let port = master.port().to_string();
-    let replica = RedisServer::start_with(Listen::Tcp, &["--replicaof", "127.0.0.1", &port]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let client = redis::Client::open(replica.url()).unwrap();
-    loop {
-        let info: String = client
-            .get_connection()
-            .and_then(|mut c| redis::cmd("INFO").arg("replication").query(&mut c))
-            .unwrap_or_default();
-        if info.contains("master_link_status:up") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the replica never synced: {info}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let sentinel = Sentinel::start(master.port());
-    (master, replica, sentinel)
-}
 
 fn through(sentinel: &Sentinel) -> RedisLock {
     RedisLock::builder()
@@ -44,7 +18,11 @@ fn through(sentinel: &Sentinel) -> RedisLock {
 
 #[tokio::test]
 async fn locks_go_to_the_master_and_wait_reports_the_replicas() {
-    let (master, replica, sentinel) = group();
+    let Group {
+        master,
+        replica,
+        sentinel,
+    } = Group::start();
     let locks = through(&sentinel);
     let key = unique_key("sentinel");
     let token = locks.lock_key(LockParams::new(&key)).await.unwrap();
@@ -104,7 +82,11 @@ async fn locks_go_to_the_master_and_wait_reports_the_replicas() {
 
 #[tokio::test]
 async fn the_same_client_follows_a_failover_and_an_acknowledged_lock_survives_it() {
-    let (mut master, _replica, sentinel) = group();
+    let Group {
+        mut master,
+        replica: _replica,
+        sentinel,
+    } = Group::start();
     let locks = through(&sentinel);
     let other = through(&sentinel);
     let key = unique_key("failover");

@@ -1,6 +1,7 @@
 //! The test harness of the `ac-redislock` workspace: `redis-server` processes of its own (on a
 //! unix socket, a free TCP port or TLS, never the machine's 6379), a 3-master Redis Cluster, a
-//! sentinel, a connection wrapper that records what is sent, and capture of `tracing` logs.
+//! sentinel, a connection wrapper that records what is sent, capture of `tracing` logs, and the
+//! module graph of a crate's source for the architecture tests.
 //!
 //! The library's integration tests, the CLI's tests, the demo example, the benchmark and the
 //! torture tool all use it. It does not depend on `ac-redislock` (the library dev-depends on
@@ -22,6 +23,7 @@
 pub mod cluster;
 pub mod conn;
 pub mod logs;
+pub mod modules;
 pub mod recorder;
 pub mod sentinel;
 pub mod server;

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::server;
+use crate::server::{self, Listen, RedisServer};
 
 /// The name under which the sentinel monitors its master.
 pub const MASTER: &str = "mymaster";
@@ -97,5 +97,57 @@ impl Sentinel {
             assert!(Instant::now() < deadline, "sentinel: {reply:?}");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// A Sentinel group of our own: a master, one replica in sync with it, and a sentinel watching
+/// them; all killed when dropped.
+pub struct Group {
+    /// The master, on a free TCP port.
+    pub master: RedisServer,
+    /// The replica, synced with the master before [`Group::start`] returns.
+    pub replica: RedisServer,
+    /// The sentinel, which knows the master as [`MASTER`].
+    pub sentinel: Sentinel,
+}
+
+impl Group {
+    /// Starts the master, the replica (and waits until it is in sync) and the sentinel; panics
+    /// with the reason if one cannot start.
+    #[must_use]
+    pub fn start() -> Self {
+        let master = RedisServer::start_with(Listen::Tcp, &[]);
+        let port = master.port().to_string();
+        let replica = RedisServer::start_with(Listen::Tcp, &["--replicaof", "127.0.0.1", &port]);
+        wait_synced(&replica).unwrap_or_else(|err| panic!("{err}"));
+        let sentinel = Sentinel::start(master.port());
+        Self {
+            master,
+            replica,
+            sentinel,
+        }
+    }
+}
+
+/// Waits (up to 20 s) until `replica` reports its link to its master up.
+///
+/// # Errors
+///
+/// After 20 s, with the replica's last `INFO replication`.
+pub fn wait_synced(replica: &RedisServer) -> Result<(), String> {
+    let client = redis::Client::open(replica.url()).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info: String = client
+            .get_connection()
+            .and_then(|mut c| redis::cmd("INFO").arg("replication").query(&mut c))
+            .unwrap_or_default();
+        if info.contains("master_link_status:up") {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the replica never synced: {info}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

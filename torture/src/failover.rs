@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use ac_redislock::{AcquireOptions, LockError, RedisLock};
 
 use crate::proxy::{Fault, Proxy, Upstream};
-use crate::sentinel::{MASTER, Sentinel};
+use crate::sentinel::{MASTER, Sentinel, wait_synced};
 use crate::server::{Listen, RedisServer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,25 +54,6 @@ fn through(sentinel: &Sentinel) -> Result<RedisLock, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Waits until `server` reports its replication link up.
-fn synced(server: &RedisServer) -> Result<(), String> {
-    let client = redis::Client::open(server.url()).map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let info: String = client
-            .get_connection()
-            .and_then(|mut c| redis::cmd("INFO").arg("replication").query(&mut c))
-            .unwrap_or_default();
-        if info.contains("master_link_status:up") {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err("the replica never synced".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// One round: is the lock granted twice across the failover?
 async fn round(wait: Wait, round: usize) -> Result<bool, String> {
     let mut master = RedisServer::try_start(Listen::Tcp, &[], None).map_err(|e| e.to_string())?;
@@ -82,7 +63,7 @@ async fn round(wait: Wait, round: usize) -> Result<bool, String> {
     let port = proxy.port().to_string();
     let replica = RedisServer::try_start(Listen::Tcp, &["--replicaof", "127.0.0.1", &port], None)
         .map_err(|e| e.to_string())?;
-    tokio::task::block_in_place(|| synced(&replica))?;
+    tokio::task::block_in_place(|| wait_synced(&replica))?;
     let sentinel = tokio::task::block_in_place(|| Sentinel::start(master.port()));
     let first = through(&sentinel)?;
     let second = through(&sentinel)?;
