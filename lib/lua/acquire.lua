@@ -18,14 +18,18 @@ if current == false or (waiter ~= '' and current == HANDOFF_PREFIX .. waiter) th
   if ARGV[5] == '1' then
     -- Never below the server's clock in microseconds: if the counter is lost (a restart
     -- without persistence, an eviction), tokens go on above every earlier one.
+    local time = redis.call('TIME')
+    local now_us = tonumber(time[1]) * 1000000 + tonumber(time[2])
     local last = tonumber(redis.call('GET', KEYS[3]) or '0')
-    fence = math.max(last + 1, now_us())
+    fence = math.max(last + 1, now_us)
     redis.call('SET', KEYS[3], string.format('%d', fence), 'PX', 86400000)
   end
   return {1, fence}
 end
 if waiter ~= '' then
-  redis.call('ZADD', KEYS[2], now_ms() + tonumber(ARGV[4]), waiter)
+  local time = redis.call('TIME')
+  local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  redis.call('ZADD', KEYS[2], now_ms + tonumber(ARGV[4]), waiter)
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
 return {0, redis.call('PTTL', KEYS[1])}

@@ -5,7 +5,7 @@
 -- Returns 1 if the registration existed, 0 if not.
 local removed = redis.call('ZREM', KEYS[2], ARGV[1])
 if redis.call('GET', KEYS[1]) == HANDOFF_PREFIX .. ARGV[1] then
-  if not hand_off(KEYS[1], KEYS[2], ARGV[2], ARGV[3]) then
+  if not hand_off(KEYS[1], KEYS[2], ARGV[2], ARGV[3], HANDOFF_PREFIX, TO_WAITER) then
     redis.call('DEL', KEYS[1])
   end
 end

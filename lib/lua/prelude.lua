@@ -10,30 +10,23 @@ local HANDOFF_PREFIX = 'ac-redislock:handoff:'
 local TO_WAITER = 'w'
 local TO_KEY = 'k'
 
--- The server's clock in microseconds.
-local function now_us()
-  local time = redis.call('TIME')
-  return tonumber(time[1]) * 1000000 + tonumber(time[2])
-end
-
--- The server's clock in milliseconds.
-local function now_ms()
-  return math.floor(now_us() / 1000)
-end
-
 -- Hands the lock at lock_key to the waiter that has waited longest since its last attempt:
 -- the key holds a reservation for that waiter for reservation_ms, the waiter leaves the queue
 -- (if it never comes, it costs one reservation) and only it is woken. Expired registrations
 -- are dropped first. Returns false, changing nothing, when no waiter is left.
-local function hand_off(lock_key, waiters_key, reservation_ms, channel)
-  redis.call('ZREMRANGEBYSCORE', waiters_key, '-inf', now_ms())
+-- It captures nothing of this prelude (a function that does costs the server upvalues at every
+-- call of every script), so the protocol's constants come as its last two arguments.
+local function hand_off(lock_key, waiters_key, reservation_ms, channel, prefix, to_waiter)
+  local time = redis.call('TIME')
+  local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  redis.call('ZREMRANGEBYSCORE', waiters_key, '-inf', now_ms)
   local next_waiter = redis.call('ZRANGE', waiters_key, 0, 0)[1]
   if not next_waiter then
     return false
   end
   redis.call('ZREM', waiters_key, next_waiter)
-  redis.call('SET', lock_key, HANDOFF_PREFIX .. next_waiter, 'PX', reservation_ms)
-  redis.call('PUBLISH', channel, TO_WAITER .. next_waiter)
+  redis.call('SET', lock_key, prefix .. next_waiter, 'PX', reservation_ms)
+  redis.call('PUBLISH', channel, to_waiter .. next_waiter)
   return true
 end
 

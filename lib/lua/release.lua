@@ -8,7 +8,9 @@
 -- -1 if it holds another value (left untouched). A non-string key raises WRONGTYPE.
 local current = redis.call('GET', KEYS[1])
 if current == ARGV[1] then
-  if redis.call('EXISTS', KEYS[2]) == 0 or not hand_off(KEYS[1], KEYS[2], ARGV[2], ARGV[3]) then
+  local handed = redis.call('EXISTS', KEYS[2]) == 1
+    and hand_off(KEYS[1], KEYS[2], ARGV[2], ARGV[3], HANDOFF_PREFIX, TO_WAITER)
+  if not handed then
     redis.call('DEL', KEYS[1])
   end
   return 1

@@ -1,8 +1,10 @@
 //! The blocking twin of [`crate::RedisLock`], for code without an async runtime.
 //!
-//! [`RedisLock`] here has the same methods as the async client, without `.await`. Each client
-//! owns a small Tokio runtime (one worker thread) that runs the calls and keeps the connection
-//! alive between them; a call blocks the calling thread until its answer arrives.
+//! [`RedisLock`] here has the same methods as the async client, without `.await`, and is built
+//! on the same stores by the same builder ([`RedisLockBuilder`] is the async builder of the
+//! [`Blocking`] flavor). Each client owns a small Tokio runtime (one worker thread) that runs
+//! the calls and keeps the connection alive between them; a call blocks the calling thread
+//! until its answer arrives.
 //!
 //! # Inside an async runtime
 //!
@@ -60,12 +62,12 @@ pub struct RedisLock {
 /// The runtime that runs a blocking client's calls.
 #[derive(Debug)]
 struct Background {
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: Option<Runtime>,
 }
 
 impl Background {
     fn handle(&self) -> Option<&tokio::runtime::Handle> {
-        self.runtime.as_ref().map(tokio::runtime::Runtime::handle)
+        self.runtime.as_ref().map(Runtime::handle)
     }
 }
 
@@ -113,7 +115,9 @@ impl RedisLock {
         Self::builder().build_in_memory()
     }
 
-    /// Starts a builder for a client with options.
+    /// Starts a builder for a client with options: the async client's builder, whose `build`
+    /// methods (every kind of store: URL, your own connection, Cluster, Sentinel, Redlock, in
+    /// memory) make a blocking client.
     ///
     /// # Examples
     ///

@@ -79,31 +79,42 @@ where
 {
     /// Runs `work` on a clone of the connection, within the command timeout. A timeout the
     /// connection reports itself is reported as the command timeout.
-    fn call<'a, T, F>(&'a self, work: impl FnOnce(C) -> F) -> Reply<'a, T>
+    ///
+    /// The two cases are two futures: a call on a connection that bounds its calls itself
+    /// (the usual case) carries no timer, which keeps its allocation small.
+    fn call<'a, T, F>(&'a self, work: impl FnOnce(C) -> F + Send + 'a) -> Reply<'a, T>
     where
         T: Send + 'a,
         F: Future<Output = StoreResult<T>> + Send + 'a,
     {
-        let fut = work(self.conn.clone());
+        let conn = self.conn.clone();
         let timeout = self.timeout;
-        let bounded_here = !self.bounded;
-        Box::pin(async move {
-            let result = if bounded_here {
-                bounded(timeout, fut).await
-            } else {
-                fut.await
-            };
-            result.map_err(|err| match err {
-                StoreError::Unavailable {
-                    reason: UnavailableReason::Timeout(after),
-                    source,
-                } if after.is_zero() => StoreError::Unavailable {
-                    reason: UnavailableReason::Timeout(timeout),
-                    source,
-                },
-                other => other,
+        if self.bounded {
+            Box::pin(async move {
+                work(conn)
+                    .await
+                    .map_err(|err| as_command_timeout(err, timeout))
             })
-        })
+        } else {
+            Box::pin(async move {
+                let result = bounded(timeout, work(conn)).await;
+                result.map_err(|err| as_command_timeout(err, timeout))
+            })
+        }
+    }
+}
+
+/// A timeout the connection reported itself (it knows no duration), as the command timeout.
+fn as_command_timeout(err: StoreError, timeout: Duration) -> StoreError {
+    match err {
+        StoreError::Unavailable {
+            reason: UnavailableReason::Timeout(after),
+            source,
+        } if after.is_zero() => StoreError::Unavailable {
+            reason: UnavailableReason::Timeout(timeout),
+            source,
+        },
+        other => other,
     }
 }
 
