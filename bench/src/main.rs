@@ -208,7 +208,7 @@ impl Pairer {
                 if std::ptr::eq(*script, &*LIB_RELEASE) {
                     // The keys and arguments the library sends.
                     release
-                        .key(format!("{{{key}}}:waiters"))
+                        .key(ac_redislock_testsupport::companion(key, "waiters"))
                         .arg(RAW_TOKEN)
                         .arg(200)
                         .arg("ac-redislock:released");

@@ -8,7 +8,9 @@
 -- -1 if it holds another value (left untouched). A non-string key raises WRONGTYPE.
 local current = redis.call('GET', KEYS[1])
 if current == ARGV[1] then
-  local handed = redis.call('EXISTS', KEYS[2]) == 1
+  -- (A waiters key of another type, which this crate never writes, is passed over: the lock
+  -- is released all the same.)
+  local handed = redis.call('TYPE', KEYS[2])['ok'] == 'zset'
     and hand_off(KEYS[1], KEYS[2], ARGV[2], ARGV[3], HANDOFF_PREFIX, TO_WAITER)
   if not handed then
     redis.call('DEL', KEYS[1])

@@ -84,7 +84,9 @@ impl RedisLock {
     /// Any connection that implements redis-rs's [`ConnectionLike`] and is a cheap `Clone`
     /// handle works: `MultiplexedConnection`, `ConnectionManager` (which reconnects), or a
     /// cluster connection. Each call works on its own clone, so many calls share one connection
-    /// concurrently.
+    /// concurrently. A call that finds the connection dead is sent once more, which succeeds
+    /// on a `ConnectionManager` or a cluster connection (they open a fresh one); a
+    /// `MultiplexedConnection` stays broken once it broke, so prefer a `ConnectionManager`.
     ///
     /// # Examples
     ///
@@ -115,6 +117,9 @@ impl RedisLock {
     /// The connection is opened on first use and re-opened after it breaks (a
     /// `ConnectionManager`), so a client made while Redis is down starts working when Redis
     /// comes back; until then each call fails with [`Unavailable`](crate::LockError::Unavailable).
+    /// A connection that died while unused (closed by Redis's `timeout` or a proxy, killed, lost
+    /// in a restart) costs no error: the call that finds it dead is sent once more on a fresh
+    /// connection, within the same command timeout.
     ///
     /// # Errors
     ///

@@ -88,10 +88,13 @@ pub enum LockError {
     },
 
     /// The key exists but holds a Redis value that is not a string (a list, a hash, ...), so it
-    /// is not a lock. The value was left untouched.
+    /// is not a lock; or one of the lock's companion keys (`ac-redislock:waiters:...`,
+    /// `ac-redislock:fence:...`) was overwritten with a value of another type. The value was
+    /// left untouched.
     #[error("key {key:?} holds a Redis {found} value, not a lock")]
     WrongType {
-        /// The key as the caller gave it.
+        /// The key that holds it: the lock's key as the caller gave it, or the full name of the
+        /// companion key.
         key: String,
         /// The Redis type found at the key, as `TYPE` names it (`"list"`, `"hash"`, ...), or
         /// `"non-string"` when Redis only said WRONGTYPE.
@@ -105,8 +108,23 @@ pub enum LockError {
     /// Redis could not be reached in time: connection refused, closed or lost, or no reply
     /// within the command timeout. [`code`](Self::code) is 503, the original's `redisDown`.
     ///
-    /// The outcome of the command is unknown; a lock attempt that timed out may still land, in
-    /// which case this crate releases it in the background when it generated the token itself.
+    /// A connection that died while the client was not using it (closed by Redis's `timeout`
+    /// or a proxy while idle, killed, lost in a restart or failover) is not an error: the call
+    /// that finds it dead is sent once more on a fresh connection, within the same command
+    /// timeout, and answers as usual. What is left to see here:
+    ///
+    /// - Redis down or unreachable: refused on the fresh connection too;
+    /// - no reply within the command timeout (a frozen or overloaded server, a network that
+    ///   drops packets): not retried, the time is spent;
+    /// - the fresh connection breaking as well;
+    /// - your own `MultiplexedConnection` ([`RedisLock::new`](crate::RedisLock::new)), which
+    ///   cannot be replaced once it broke: use a `ConnectionManager`.
+    ///
+    /// After a timeout or a broken connection, the command may still have run. A lock attempt
+    /// that did is released in the background when this crate generated its token itself. A
+    /// call retried after its first try's reply was lost reads the answer in that light: an
+    /// attempt that finds the lock holding its own token is granted; a release that finds the
+    /// key no longer holding its value counts as done (for a guard: if its lease still held).
     #[error("Redis is unavailable: {reason}")]
     Unavailable {
         /// Why the call failed.

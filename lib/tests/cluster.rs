@@ -10,7 +10,7 @@ use ac_redislock::{AcquireOptions, LockError, LockParams, RedisLock, ReleasePara
 use redis::AsyncCommands;
 use support::cluster::Cluster;
 use support::shared_cluster;
-use support::{unique_key, wait_for_waiters};
+use support::{companion, unique_key, wait_for_waiters};
 
 fn build(cluster: &Cluster) -> RedisLock {
     let urls = cluster.urls();
@@ -219,7 +219,7 @@ async fn auxiliary_keys_live_in_the_lock_keys_slot() {
         .query_async(&mut raw)
         .await
         .unwrap();
-    let waiters = format!("{{{key}}}:waiters");
+    let waiters = companion(&key, "waiters");
     let waiters_slot: i64 = redis::cmd("CLUSTER")
         .arg("KEYSLOT")
         .arg(&waiters)
@@ -231,7 +231,7 @@ async fn auxiliary_keys_live_in_the_lock_keys_slot() {
     assert_eq!(registered, 1);
     holder.release().await.unwrap();
     let guard = waiter.await.unwrap().unwrap();
-    let fence_key = format!("{{{key}}}:fence");
+    let fence_key = companion(&key, "fence");
     let fence_slot: i64 = redis::cmd("CLUSTER")
         .arg("KEYSLOT")
         .arg(&fence_key)

@@ -1,15 +1,16 @@
 //! Backend faults on private redis-servers: down, frozen, killed and restarted, script cache
-//! flushed, commands denied. A backend failure is never reported as `Locked`.
+//! flushed, commands denied, replies lost with their connection. A backend failure is never
+//! reported as `Locked`.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
 use ac_redislock::{
-    AcquireOptions, LockError, LockParams, RedisLock, ReleaseParams, UnavailableReason,
+    AcquireOptions, LockError, LockParams, LossReason, RedisLock, ReleaseParams, UnavailableReason,
 };
 use redis::AsyncCommands;
-use support::{Listen, Logs, Recorder, RedisServer, raw_conn, unique_key};
+use support::{Listen, Logs, LoseReply, Recorder, RedisServer, raw_conn, unique_key};
 
 fn assert_unavailable(what: &str, err: &LockError) {
     assert!(
@@ -376,4 +377,102 @@ async fn a_wrong_password_is_an_error_that_does_not_show_the_password() {
         source = inner.source();
     }
     assert!(!chain.contains("wrong-pw-123"), "{chain}");
+}
+
+/// A lock attempt whose reply was lost with its connection after it reached Redis is retried,
+/// and the retry finds the lock holding its own token: granted, not "locked". Both for the
+/// Node original's `SET NX` and for the scripted attempt, which returns the fencing token the
+/// lost attempt drew.
+#[tokio::test]
+async fn a_retried_attempt_recognises_its_own_lock() {
+    let server = RedisServer::start();
+    let conn = LoseReply::new(raw_conn(&server).await);
+    let trigger = conn.trigger();
+    let locks = RedisLock::new(conn);
+    // Scripts loaded, so that the attempt whose reply is lost runs.
+    let warm = unique_key("warm");
+    let options = || AcquireOptions::new().fencing(true);
+    locks
+        .try_acquire_with(&warm, options())
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+
+    let key = unique_key("lost-set");
+    trigger.arm("SET");
+    let token = locks.lock_key(LockParams::new(&key)).await.unwrap();
+    assert!(trigger.fired());
+    assert_eq!(locks.get_lock(&key).await.unwrap(), Some(token));
+
+    let key = unique_key("lost-script");
+    trigger.arm("EVALSHA");
+    let guard = locks.try_acquire_with(&key, options()).await.unwrap();
+    assert!(trigger.fired());
+    let drawn = locks.status(&key).await.unwrap().fencing_counter;
+    assert!(drawn.is_some());
+    assert_eq!(
+        guard.fencing_token(),
+        drawn,
+        "the token the lost attempt drew"
+    );
+    guard.release().await.unwrap();
+}
+
+/// A release whose reply was lost after it deleted the lock is retried; the retry finds the key
+/// gone, and the release is reported done (for a guard: if its lease still held when it was
+/// sent; if not, the lease was lost first, and that is what is reported).
+#[tokio::test]
+async fn a_retried_release_whose_first_try_landed_is_done() {
+    let server = RedisServer::start();
+    let mut raw = raw_conn(&server).await;
+    let conn = LoseReply::new(raw_conn(&server).await);
+    let trigger = conn.trigger();
+    let locks = RedisLock::new(conn);
+    let warm = unique_key("warm");
+    locks
+        .try_acquire(&warm)
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+
+    let key = unique_key("lost-release");
+    let token = locks.lock_key(LockParams::new(&key)).await.unwrap();
+    trigger.arm("EVALSHA");
+    locks
+        .release_lock(ReleaseParams::new(&key).value(token))
+        .await
+        .unwrap();
+    assert!(trigger.fired());
+    let left: Option<String> = raw.get(&key).await.unwrap();
+    assert_eq!(left, None);
+
+    let guard = locks.try_acquire(&key).await.unwrap();
+    trigger.arm("EVALSHA");
+    guard.release().await.unwrap();
+    assert!(trigger.fired());
+
+    // Past the lease's deadline (the key still there for the drift margin): lost, not done.
+    let options = AcquireOptions::new().ttl(Duration::from_secs(3));
+    let guard = locks.try_acquire_with(&key, options).await.unwrap();
+    tokio::time::sleep(guard.remaining() + Duration::from_millis(5)).await;
+    assert!(!guard.is_held());
+    let left: Option<String> = raw.get(&key).await.unwrap();
+    assert!(left.is_some(), "the test needs the key still in Redis");
+    trigger.arm("EVALSHA");
+    let err = guard.release().await.unwrap_err();
+    assert!(trigger.fired());
+    assert!(
+        matches!(
+            err,
+            LockError::Lost {
+                reason: LossReason::Expired,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }

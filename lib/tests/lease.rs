@@ -12,7 +12,7 @@ use ac_redislock::{
     RetryPolicy,
 };
 use redis::AsyncCommands;
-use support::{Backend, Fixture, RedisServer, raw_conn, unique_key, wait_for_waiters};
+use support::{Backend, Fixture, RedisServer, companion, raw_conn, unique_key, wait_for_waiters};
 use tokio::time::Instant;
 
 on_every_store!(
@@ -379,7 +379,7 @@ async fn the_wait_deadline_ends_a_wait_with_locked(backend: Backend) {
     assert!(started.elapsed() < Duration::from_secs(2));
     if let Some(mut raw) = fx.raw() {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let waiters: bool = raw.exists(format!("{{{key}}}:waiters")).await.unwrap();
+        let waiters: bool = raw.exists(companion(&key, "waiters")).await.unwrap();
         assert!(!waiters, "a waiter that gave up is still registered");
     }
 }

@@ -78,11 +78,32 @@ impl ConnectionLike for RawConn {
     }
 }
 
-/// Waits until `count` waiters are registered for `key` (the `{key}:waiters` set), polling, so
-/// a test that needs a registered waiter does not rely on a fixed sleep on a loaded machine.
+/// The name of the `kind` (`"waiters"`, `"fence"`) companion key of the lock at `key`, as the
+/// README documents it, written here from that text, so tests check the wire against it:
+/// `ac-redislock:<kind>:{<tag>}:<key>` for a key with a hash tag, `ac-redislock:<kind>:{<key>}`
+/// for one without a tag or `}`, `ac-redislock:<kind>:{}:<key>` for the rest.
+#[must_use]
+pub fn companion(key: &str, kind: &str) -> String {
+    let tag = key
+        .find('{')
+        .and_then(|open| {
+            key[open + 1..]
+                .find('}')
+                .map(|len| &key[open + 1..open + 1 + len])
+        })
+        .filter(|tag| !tag.is_empty());
+    match tag {
+        Some(tag) => format!("ac-redislock:{kind}:{{{tag}}}:{key}"),
+        None if !key.contains('}') => format!("ac-redislock:{kind}:{{{key}}}"),
+        None => format!("ac-redislock:{kind}:{{}}:{key}"),
+    }
+}
+
+/// Waits until `count` waiters are registered for `key` (its waiters companion key), polling,
+/// so a test that needs a registered waiter does not rely on a fixed sleep on a loaded machine.
 /// Panics after ten seconds.
 pub async fn wait_for_waiters<C: ConnectionLike + Send>(conn: &mut C, key: &str, count: usize) {
-    let waiters = format!("{{{key}}}:waiters");
+    let waiters = companion(key, "waiters");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let registered: usize = redis::cmd("ZCARD")

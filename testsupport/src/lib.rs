@@ -31,10 +31,11 @@ pub mod server;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use conn::{
-    LOCKER_ACL, LOCKER_CLUSTER_ACL, RawConn, locker_conn, locker_url, raw_conn, wait_for_waiters,
+    LOCKER_ACL, LOCKER_CLUSTER_ACL, RawConn, companion, locker_conn, locker_url, raw_conn,
+    wait_for_waiters,
 };
 pub use logs::Logs;
-pub use recorder::{Recorder, SentLog};
+pub use recorder::{LoseReply, LoseTrigger, Recorder, SentLog};
 pub use server::{Listen, RedisServer};
 
 /// A key no other test uses: `test:<what>:<pid>:<n>`.

@@ -93,3 +93,84 @@ impl SentLog {
         self.0.lock().unwrap().clear();
     }
 }
+
+/// A connection that sends every command, but can lose the reply of one: armed with a command
+/// name, the next command of that name reaches Redis and runs, and the caller gets a
+/// broken-pipe error instead of its reply, as when a connection breaks after the command was
+/// sent. A fault a real server cannot be made to produce on cue.
+#[derive(Clone)]
+pub struct LoseReply<C> {
+    inner: C,
+    armed: Arc<Mutex<Option<String>>>,
+}
+
+impl<C> LoseReply<C> {
+    /// Wraps `inner`, unarmed.
+    pub fn new(inner: C) -> Self {
+        Self {
+            inner,
+            armed: Arc::default(),
+        }
+    }
+
+    /// A handle that arms this connection (and its clones): the reply of the next command
+    /// named `name` (`SET`, `EVALSHA`, ...) will be lost.
+    pub fn trigger(&self) -> LoseTrigger {
+        LoseTrigger(self.armed.clone())
+    }
+}
+
+/// Arms a [`LoseReply`] connection.
+#[derive(Clone)]
+pub struct LoseTrigger(Arc<Mutex<Option<String>>>);
+
+impl LoseTrigger {
+    /// Loses the reply of the next command named `name`.
+    pub fn arm(&self, name: &str) {
+        *self.0.lock().unwrap() = Some(name.to_ascii_uppercase());
+    }
+
+    /// Whether the armed reply has been lost yet.
+    pub fn fired(&self) -> bool {
+        self.0.lock().unwrap().is_none()
+    }
+}
+
+impl<C: ConnectionLike + Send> ConnectionLike for LoseReply<C> {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        let packed = cmd.get_packed_command();
+        let name = String::from_utf8_lossy(&packed)
+            .split("\r\n")
+            .nth(2)
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        let lose = {
+            let mut armed = self.armed.lock().unwrap();
+            let lose = armed.as_deref() == Some(name.as_str());
+            if lose {
+                *armed = None;
+            }
+            lose
+        };
+        Box::pin(async move {
+            let reply = self.inner.req_packed_command(cmd).await;
+            if lose {
+                return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
+            }
+            reply
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        self.inner.req_packed_commands(pipeline, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        self.inner.get_db()
+    }
+}

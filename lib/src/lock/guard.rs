@@ -14,6 +14,7 @@ use super::lease::Lease;
 use super::renew::{Held, Renewal, watchdog};
 use super::{Core, Op, owned};
 use crate::error::{LockError, LossReason, Result};
+use crate::store::Owned;
 
 /// A held lock: a lease on a key that ends when it is released, when its deadline passes
 /// without renewal, or when Redis says it is gone.
@@ -347,12 +348,18 @@ impl LockGuard {
     pub async fn release(mut self) -> Result<()> {
         self.done = true;
         self.stop_watchdog();
+        let ended_when_sent = self.lease.ended();
         let release = self.core.store().release(&self.wire, &self.token);
         let outcome = self.core.call(Op::Release, &self.key, release).await;
         let lost_before = self.lease.ended();
         self.lease.end(LossReason::Released);
-        owned(outcome?, &self.key)
-            .map_err(|err| self.lease_error(err, lost_before.unwrap_or(LossReason::Deleted)))
+        match (outcome?, ended_when_sent) {
+            // A retry found the key gone after a try whose answer was lost: that try released
+            // it if the lease still held when it was sent; otherwise the lease was lost first.
+            (Owned::Vanished, Some(reason)) => Err(self.lost_error(reason)),
+            (outcome, _) => owned(outcome, &self.key)
+                .map_err(|err| self.lease_error(err, lost_before.unwrap_or(LossReason::Deleted))),
+        }
     }
 
     /// Lets go of the guard without releasing the lock: renewal stops, and the lock stays until

@@ -309,9 +309,15 @@ fn mismatch(op: Op, key: &str, outcome: Owned, quiet: bool, swallow: bool) -> Re
 
 /// What an owner-checked operation found, as an error when it was not done: the key held
 /// another value ([`NotOwner`](LockError::NotOwner)) or none ([`NotHeld`](LockError::NotHeld)).
+/// A release whose first try was lost with its connection and whose retry found the key no
+/// longer holding the value counts as done: that first try is what most likely released it.
 pub(crate) fn owned(outcome: Owned, key: &str) -> Result<()> {
     match outcome {
         Owned::Done => Ok(()),
+        Owned::Vanished => {
+            tracing::debug!(key = ?key, "released by a try whose answer was lost");
+            Ok(())
+        }
         Owned::NotOwner => Err(LockError::NotOwner {
             key: key.to_owned(),
         }),
@@ -325,8 +331,8 @@ pub(crate) fn owned(outcome: Owned, key: &str) -> Result<()> {
 fn lock_error(err: StoreError, key: &str) -> LockError {
     match err {
         StoreError::Unavailable { reason, source } => LockError::Unavailable { reason, source },
-        StoreError::WrongType { found } => LockError::WrongType {
-            key: key.to_owned(),
+        StoreError::WrongType { found, companion } => LockError::WrongType {
+            key: companion.unwrap_or_else(|| key.to_owned()),
             found,
         },
         StoreError::Quorum {

@@ -64,7 +64,8 @@ pub(crate) async fn watchdog(core: Arc<Core>, held: Held, lease: Arc<Lease>, ren
         let budget = lease.valid_until().saturating_duration_since(now);
         let attempt = bounded(budget, core.store().extend(&wire, &token, ttl));
         match core.call(Op::Renew, &key, attempt).await {
-            Ok(Owned::Done) => {
+            // (`Vanished` answers a release, never an extend.)
+            Ok(Owned::Done | Owned::Vanished) => {
                 lease.renewed(now, ttl);
                 next = now + interval;
             }

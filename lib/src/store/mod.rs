@@ -31,9 +31,13 @@ pub(crate) enum StoreError {
         reason: UnavailableReason,
         source: Option<RedisError>,
     },
-    /// The key holds a value that is not a lock (a list, a hash, ...), named as `TYPE` names
-    /// it, or `non-string`. The key was left untouched.
-    WrongType { found: String },
+    /// A key holds a value of the wrong type (a list where a lock should be, ...), named as
+    /// `TYPE` names it, or `non-string`; `companion` names the key when it is not the lock key
+    /// but one of its companions. The key was left untouched.
+    WrongType {
+        found: String,
+        companion: Option<String>,
+    },
     /// Redlock: too few nodes agreed.
     Quorum {
         granted: usize,
@@ -85,6 +89,7 @@ impl From<RedisError> for StoreError {
                 .unwrap_or("non-string");
             return Self::WrongType {
                 found: found.to_owned(),
+                companion: None,
             };
         }
         Self::Redis(err)
@@ -95,7 +100,10 @@ impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Unavailable { reason, .. } => reason.fmt(f),
-            Self::WrongType { found } => write!(f, "the key holds a {found}"),
+            Self::WrongType { found, companion } => match companion {
+                Some(key) => write!(f, "companion key {key:?} holds a {found}"),
+                None => write!(f, "the key holds a {found}"),
+            },
             Self::Quorum {
                 granted, needed, ..
             } => write!(f, "{granted} of the {needed} nodes needed agreed"),
@@ -241,6 +249,9 @@ pub(crate) enum Owned {
     NotOwner,
     /// The key does not exist.
     NotHeld,
+    /// Release only: a retry found the key no longer holding the value, after a first try whose
+    /// answer was lost with its connection; that first try most likely released it.
+    Vanished,
 }
 
 /// A release announcement, decoded: what a waiter hears.

@@ -216,7 +216,10 @@ impl Store for RedlockStore {
     fn release<'a>(&'a self, key: &'a str, value: &'a str) -> Reply<'a, Owned> {
         self.call(async move {
             let (answers, errors) = split(self.on_all(|node| node.release(key, value)).await);
-            if answers.contains(&Owned::Done) {
+            if answers
+                .iter()
+                .any(|a| matches!(a, Owned::Done | Owned::Vanished))
+            {
                 return Ok(Owned::Done);
             }
             if answers.is_empty() {
@@ -316,6 +319,10 @@ impl Store for RedlockStore {
             fencing: false,
             drift_factor: self.options.drift_factor,
         }
+    }
+
+    fn check_key(&self, key: &str) -> std::result::Result<(), InvalidInput> {
+        self.nodes.iter().try_for_each(|node| node.check_key(key))
     }
 
     fn check_value(&self, value: &str) -> std::result::Result<(), InvalidInput> {

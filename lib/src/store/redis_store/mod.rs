@@ -11,6 +11,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use redis::Value;
 use redis::aio::ConnectionLike;
 
@@ -73,35 +75,89 @@ impl<C: 'static> RedisStore<C> {
     }
 }
 
+/// Which try of a call this is: its first, or its one retry after the connection was found
+/// dead. A retry's command may follow one that reached Redis before the connection broke, so
+/// each operation reads a retry's answer with that in mind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Try {
+    First,
+    Retry,
+}
+
 impl<C> RedisStore<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    /// Runs `work` on a clone of the connection, within the command timeout. A timeout the
+    /// Runs `work` on a clone of the connection, within the command timeout; a timeout the
     /// connection reports itself is reported as the command timeout.
     ///
-    /// The two cases are two futures: a call on a connection that bounds its calls itself
-    /// (the usual case) carries no timer, which keeps its allocation small.
-    fn call<'a, T, F>(&'a self, work: impl FnOnce(C) -> F + Send + 'a) -> Reply<'a, T>
+    /// A try that finds the connection dead (closed while idle, killed, reset, or a reconnect
+    /// that had failed) is made once more on a fresh connection, within what is left of the
+    /// same timeout: a `ConnectionManager` opens one as soon as its connection fails, a
+    /// Sentinel connection asks the sentinels again. The retry is not made after a timeout.
+    ///
+    /// A call on a connection that bounds its calls itself (the usual case) carries no timer,
+    /// and the retry is a future of its own, which keeps the allocation of every call small.
+    fn call<'a, T, F>(&'a self, work: impl Fn(C, Try) -> F + Send + Sync + 'a) -> Reply<'a, T>
     where
         T: Send + 'a,
         F: Future<Output = StoreResult<T>> + Send + 'a,
     {
         let conn = self.conn.clone();
         let timeout = self.timeout;
+        let started = Instant::now();
         if self.bounded {
             Box::pin(async move {
-                work(conn)
-                    .await
-                    .map_err(|err| as_command_timeout(err, timeout))
+                match work(conn, Try::First).await {
+                    Err(err) if connection_dead(&err) => self.retry(&work, err, started).await,
+                    other => other.map_err(|err| as_command_timeout(err, timeout)),
+                }
             })
         } else {
             Box::pin(async move {
-                let result = bounded(timeout, work(conn)).await;
-                result.map_err(|err| as_command_timeout(err, timeout))
+                match bounded(timeout, work(conn, Try::First)).await {
+                    Err(err) if connection_dead(&err) => self.retry(&work, err, started).await,
+                    other => other.map_err(|err| as_command_timeout(err, timeout)),
+                }
             })
         }
     }
+
+    /// The one retry of a call whose first try found the connection dead.
+    fn retry<'b, T, F>(
+        &'b self,
+        work: &'b (impl Fn(C, Try) -> F + Send + Sync),
+        first: StoreError,
+        started: Instant,
+    ) -> Reply<'b, T>
+    where
+        T: Send + 'b,
+        F: Future<Output = StoreResult<T>> + Send + 'b,
+    {
+        let timeout = self.timeout;
+        let left = timeout.saturating_sub(started.elapsed());
+        let conn = self.conn.clone();
+        Box::pin(async move {
+            if left.is_zero() {
+                return Err(first);
+            }
+            tracing::debug!(error = %first, "connection found dead; trying once more");
+            let result = bounded(left, work(conn, Try::Retry)).await;
+            result.map_err(|err| as_command_timeout(err, timeout))
+        })
+    }
+}
+
+/// Whether a try failed because the connection it was given was dead, rather than because
+/// Redis answered with an error or did not answer in time.
+fn connection_dead(err: &StoreError) -> bool {
+    matches!(
+        err,
+        StoreError::Unavailable {
+            reason: UnavailableReason::Disconnected | UnavailableReason::Refused,
+            ..
+        }
+    )
 }
 
 /// A timeout the connection reported itself (it knows no duration), as the command timeout.
@@ -123,9 +179,9 @@ where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
     fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> Reply<'a, Acquire> {
-        self.call(move |mut conn| async move {
+        self.call(move |mut conn, try_| async move {
             if req.waiter.is_some() || req.fencing {
-                return acquire_script(&mut conn, req).await;
+                return acquire_script(&mut conn, req, try_).await;
             }
             // The Node original's exact command: SET key value EX seconds NX (PX for
             // milliseconds).
@@ -138,6 +194,17 @@ where
             cmd.arg("NX");
             if cmd.query_async::<Value>(&mut conn).await? != Value::Nil {
                 return Ok(Acquire::Granted { fence: None });
+            }
+            if try_ == Try::Retry {
+                // The first SET may have landed before the connection broke: the lock holding
+                // our token is ours, not someone else's.
+                let held: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(req.key)
+                    .query_async(&mut conn)
+                    .await?;
+                if held.as_deref() == Some(req.token.as_bytes()) {
+                    return Ok(Acquire::Granted { fence: None });
+                }
             }
             if req.probe {
                 return Ok(Acquire::Held { pttl: None });
@@ -158,16 +225,19 @@ where
     }
 
     fn release<'a>(&'a self, key: &'a str, value: &'a str) -> Reply<'a, Owned> {
-        self.call(move |mut conn| async move {
-            let code: i64 = hand_off(&scripts::RELEASE, key, value)
-                .invoke_async(&mut conn)
-                .await?;
-            Ok(owned(code))
+        self.call(move |mut conn, try_| async move {
+            let call = hand_off(&scripts::RELEASE, key, value);
+            let code: i64 = invoke(call, &mut conn, key, Touches::WAITERS).await?;
+            Ok(match owned(code) {
+                // The first try may have released it before the connection broke.
+                Owned::NotHeld | Owned::NotOwner if try_ == Try::Retry => Owned::Vanished,
+                outcome => outcome,
+            })
         })
     }
 
     fn extend<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> Reply<'a, Owned> {
-        self.call(move |mut conn| async move {
+        self.call(move |mut conn, _try| async move {
             let code: i64 = scripts::EXTEND
                 .key(key)
                 .arg(value)
@@ -179,7 +249,7 @@ where
     }
 
     fn force_release<'a>(&'a self, key: &'a str) -> Reply<'a, bool> {
-        self.call(move |mut conn| async move {
+        self.call(move |mut conn, _try| async move {
             let deleted: i64 = scripts::FORCE_RELEASE
                 .key(key)
                 .key(waiters_key(key))
@@ -191,7 +261,7 @@ where
     }
 
     fn get<'a>(&'a self, key: &'a str) -> Reply<'a, Option<String>> {
-        self.call(move |mut conn| async move {
+        self.call(move |mut conn, _try| async move {
             let bytes: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
             // Locks are strings; a value that is not UTF-8 (written by another client) is shown
             // with replacement characters rather than failing the read.
@@ -203,7 +273,7 @@ where
     }
 
     fn status<'a>(&'a self, key: &'a str) -> Reply<'a, LockStatus> {
-        self.call(move |mut conn| async move {
+        self.call(move |mut conn, _try| async move {
             let companions = Companions::of(key);
             let (state, pttl, fence, waiters): (i64, i64, i64, u64) = scripts::STATUS
                 .key(key)
@@ -226,10 +296,14 @@ where
     }
 
     fn cancel_wait<'a>(&'a self, key: &'a str, waiter: &'a str) -> Reply<'a, ()> {
-        self.call(move |mut conn| async move {
-            let _: i64 = hand_off(&scripts::CANCEL_WAIT, key, waiter)
-                .invoke_async(&mut conn)
-                .await?;
+        self.call(move |mut conn, _try| async move {
+            let _: i64 = invoke(
+                hand_off(&scripts::CANCEL_WAIT, key, waiter),
+                &mut conn,
+                key,
+                Touches::WAITERS,
+            )
+            .await?;
             Ok(())
         })
     }
@@ -239,7 +313,7 @@ where
     }
 
     fn wait_replicas<'a>(&'a self, replicas: u32, timeout: Duration) -> Reply<'a, Option<u32>> {
-        self.call(move |mut conn| async move {
+        self.call(move |mut conn, _try| async move {
             let acked: u32 = redis::cmd("WAIT")
                 .arg(replicas)
                 .arg(millis(timeout).max(1))
@@ -250,6 +324,7 @@ where
     }
 
     fn check_key(&self, key: &str) -> Result<(), InvalidInput> {
+        protocol::check_key(key)?;
         if self.cluster {
             protocol::check_cluster_key(key)?;
         }
@@ -277,13 +352,14 @@ where
 async fn acquire_script<C: ConnectionLike + Send>(
     conn: &mut C,
     req: AcquireRequest<'_>,
+    try_: Try,
 ) -> StoreResult<Acquire> {
     let (waiter, lease) = match req.waiter {
         Some(w) => (w.id, millis(w.lease).max(1)),
         None => ("", 0),
     };
     let companions = Companions::of(req.key);
-    let (granted, number): (i64, i64) = scripts::ACQUIRE
+    let call = scripts::ACQUIRE
         .key(req.key)
         .key(companions.waiters)
         .key(companions.fence)
@@ -292,8 +368,12 @@ async fn acquire_script<C: ConnectionLike + Send>(
         .arg(waiter)
         .arg(lease)
         .arg(if req.fencing { "1" } else { "0" })
-        .invoke_async(conn)
-        .await?;
+        .arg(if try_ == Try::Retry { "1" } else { "0" });
+    let touches = Touches {
+        waiters: req.waiter.is_some(),
+        fence: req.fencing,
+    };
+    let (granted, number): (i64, i64) = invoke(call, conn, req.key, touches).await?;
     Ok(if granted == 1 {
         Acquire::Granted {
             fence: u64::try_from(number).ok().filter(|_| req.fencing),
@@ -304,6 +384,78 @@ async fn acquire_script<C: ConnectionLike + Send>(
             pttl: u64::try_from(number).ok().map(Duration::from_millis),
         }
     })
+}
+
+/// The companion keys a script call reads or writes, besides the lock key.
+#[derive(Debug, Clone, Copy)]
+struct Touches {
+    waiters: bool,
+    fence: bool,
+}
+
+impl Touches {
+    const WAITERS: Self = Self {
+        waiters: true,
+        fence: false,
+    };
+}
+
+/// Runs a script `call` on the lock at `key`. When Redis says a key holds the wrong type, the
+/// error names which: the lock key, or the companion key (of those the call `touches`) that was
+/// overwritten with another type (one round trip, on that path only).
+async fn invoke<T, C>(
+    call: scripts::Call<'_>,
+    conn: &mut C,
+    key: &str,
+    touches: Touches,
+) -> StoreResult<T>
+where
+    T: redis::FromRedisValue,
+    C: ConnectionLike + Send,
+{
+    match call.invoke_async(conn).await.map_err(StoreError::from) {
+        Err(StoreError::WrongType { found, .. }) => {
+            Err(wrong_type(conn, key, found, touches).await)
+        }
+        other => other,
+    }
+}
+
+/// Which key of the lock at `key` holds a type it cannot use; `found` if none can be told.
+async fn wrong_type<C: ConnectionLike + Send>(
+    conn: &mut C,
+    key: &str,
+    found: String,
+    touches: Touches,
+) -> StoreError {
+    let companions = Companions::of(key);
+    let types: redis::RedisResult<(String, String, String)> = redis::pipe()
+        .cmd("TYPE")
+        .arg(key)
+        .cmd("TYPE")
+        .arg(&companions.waiters)
+        .cmd("TYPE")
+        .arg(&companions.fence)
+        .query_async(conn)
+        .await;
+    let Ok((lock, waiters, fence)) = types else {
+        return StoreError::WrongType {
+            found,
+            companion: None,
+        };
+    };
+    let wrong =
+        |found: String, companion: Option<String>| StoreError::WrongType { found, companion };
+    if !matches!(lock.as_str(), "string" | "none") {
+        return wrong(lock, None);
+    }
+    if touches.waiters && !matches!(waiters.as_str(), "zset" | "none") {
+        return wrong(waiters, Some(companions.waiters));
+    }
+    if touches.fence && !matches!(fence.as_str(), "string" | "none") {
+        return wrong(fence, Some(companions.fence));
+    }
+    wrong(found, None)
 }
 
 /// A call of a script that may hand the lock at `key` to a waiter (`release.lua`,

@@ -28,6 +28,9 @@ const TO_WAITER: char = 'w';
 /// An announcement that starts with this is a key whose waiters should all retry.
 const TO_KEY: char = 'k';
 
+/// Every companion key starts with this; lock keys may not, so no lock is ever a companion.
+pub(crate) const COMPANION_PREFIX: &str = "ac-redislock:";
+
 /// The keys that live next to a lock, in its Redis Cluster hash slot.
 #[derive(Debug)]
 pub(crate) struct Companions {
@@ -40,40 +43,66 @@ pub(crate) struct Companions {
 impl Companions {
     pub(crate) fn of(key: &str) -> Self {
         Self {
-            waiters: companion(key, ":waiters"),
-            fence: companion(key, ":fence"),
+            waiters: companion(key, "waiters"),
+            fence: companion(key, "fence"),
         }
     }
 }
 
 /// The waiters set of the lock at `key` (for the calls that need no other companion).
 pub(crate) fn waiters_key(key: &str) -> String {
-    companion(key, ":waiters")
+    companion(key, "waiters")
 }
 
-/// The key of a companion of the lock at `key`, in the same Redis Cluster hash slot: `key` +
-/// suffix when `key` has a hash tag (its tag still comes first), else `{key}` + suffix.
+/// The key of the `kind` companion of the lock at `key`:
 ///
-/// A key with a `}` but no hash tag cannot be wrapped (its `}` would end the tag early); such a
-/// key gets `key` + suffix, which is fine on a single Redis but not in a cluster.
-fn companion(key: &str, suffix: &str) -> String {
-    let wrap = !(has_hash_tag(key) || key.contains('}'));
-    let mut aux = String::with_capacity(key.len() + suffix.len() + 2);
-    if wrap {
-        aux.push('{');
+/// - `ac-redislock:<kind>:{<tag>}:<key>` when `key` has a hash tag `{<tag>}`;
+/// - `ac-redislock:<kind>:{<key>}` when it has none and no `}`;
+/// - `ac-redislock:<kind>:{}:<key>` otherwise (no `{tag}` can hold such a key: not for a
+///   Cluster, where [`check_cluster_key`] refuses it).
+///
+/// The first two share `key`'s Redis Cluster hash slot (the first `{...}` is the slot's). The
+/// naming is one-to-one: the kind ends at the second `:`, and after `{` either `}:` starts the
+/// key, or the tag runs to the first `}`, after which the name ends (the key is the tag) or
+/// `:` starts the key. And no companion is a lock key: lock keys may not start with
+/// [`COMPANION_PREFIX`].
+fn companion(key: &str, kind: &str) -> String {
+    let mut name = String::with_capacity(COMPANION_PREFIX.len() + kind.len() + key.len() * 2 + 4);
+    name.push_str(COMPANION_PREFIX);
+    name.push_str(kind);
+    name.push_str(":{");
+    match hash_tag(key) {
+        Some(tag) => {
+            name.push_str(tag);
+            name.push_str("}:");
+            name.push_str(key);
+        }
+        None if !key.contains('}') => {
+            name.push_str(key);
+            name.push('}');
+        }
+        None => {
+            name.push_str("}:");
+            name.push_str(key);
+        }
     }
-    aux.push_str(key);
-    if wrap {
-        aux.push('}');
+    name
+}
+
+/// Checks that `key` can be a lock key here: not in the companions' namespace.
+pub(crate) fn check_key(key: &str) -> Result<(), InvalidInput> {
+    if key.starts_with(COMPANION_PREFIX) {
+        return Err(InvalidInput::KeyNotUsable(
+            "keys starting with `ac-redislock:` are reserved for the companions of locks",
+        ));
     }
-    aux.push_str(suffix);
-    aux
+    Ok(())
 }
 
 /// Checks that `key`'s companions land in its Redis Cluster hash slot: true unless it has a `}`
 /// and no hash tag.
 pub(crate) fn check_cluster_key(key: &str) -> Result<(), InvalidInput> {
-    if has_hash_tag(key) || !key.contains('}') {
+    if hash_tag(key).is_some() || !key.contains('}') {
         return Ok(());
     }
     Err(InvalidInput::KeyNotUsable(
@@ -82,12 +111,12 @@ pub(crate) fn check_cluster_key(key: &str) -> Result<(), InvalidInput> {
     ))
 }
 
-/// Whether Redis Cluster hashes `key` by a `{tag}`: a `{` followed later by a `}` with at least
-/// one byte between them.
-fn has_hash_tag(key: &str) -> bool {
-    key.find('{')
-        .and_then(|open| key[open + 1..].find('}'))
-        .is_some_and(|len| len > 0)
+/// The part of `key` Redis Cluster hashes, when it is a `{tag}`: between the first `{` and the
+/// next `}`, if that is not empty.
+fn hash_tag(key: &str) -> Option<&str> {
+    let open = key.find('{')?;
+    let len = key[open + 1..].find('}')?;
+    (len > 0).then(|| &key[open + 1..open + 1 + len])
 }
 
 /// Checks that `value` cannot be taken for a reservation.
@@ -115,9 +144,9 @@ pub(crate) fn decode(payload: &[u8]) -> Option<Release> {
 mod tests {
     use super::*;
 
-    /// Redis Cluster's rule: hash the part between the first `{` and the next `}` if it is not
-    /// empty. A companion key must land in the same slot as its lock key.
-    fn hash_part(key: &str) -> &str {
+    /// Redis Cluster's rule, written again here from its specification: the part between
+    /// the first `{` and the next `}` if it is not empty, else the whole key.
+    fn hashed(key: &str) -> &str {
         if let Some(open) = key.find('{')
             && let Some(len) = key[open + 1..].find('}')
             && len > 0
@@ -127,30 +156,64 @@ mod tests {
         key
     }
 
+    /// Every key over `alphabet` up to `len` characters.
+    fn keys(alphabet: &[char], len: usize) -> Vec<String> {
+        let mut all = vec![String::new()];
+        let mut level = vec![String::new()];
+        for _ in 0..len {
+            level = level
+                .iter()
+                .flat_map(|k| alphabet.iter().map(move |c| format!("{k}{c}")))
+                .collect();
+            all.extend(level.iter().cloned());
+        }
+        all.retain(|k| !k.is_empty());
+        all
+    }
+
+    /// The property the lock rests on, over every key of up to 6 characters made of braces,
+    /// colons and two letters (19,530 keys, 39,060 companions): companion keys are one-to-one,
+    /// never a lock key, and in the lock key's hash slot whenever Cluster accepts the key.
     #[test]
-    fn companion_keys_share_the_lock_keys_hash_slot() {
-        for key in [
-            "jobs:42",
-            "jobs{42}",
-            "{user:1}:lock",
-            "{",
-            "}{x}",
-            "x{y",
-            "a{b}c{d}",
-        ] {
+    fn companion_keys_are_one_to_one_never_locks_and_in_the_slot() {
+        let keys = keys(&['{', '}', ':', 'a', 'b'], 6);
+        assert_eq!(keys.len(), 19_530);
+        let mut seen = std::collections::HashMap::new();
+        for key in &keys {
             let companions = Companions::of(key);
-            for aux in [&companions.waiters, &companions.fence] {
-                assert_eq!(hash_part(aux), hash_part(key), "{key:?} -> {aux:?}");
-                assert_ne!(aux, key);
+            for (kind, name) in [
+                ("waiters", &companions.waiters),
+                ("fence", &companions.fence),
+            ] {
+                if let Some(other) = seen.insert(name.clone(), (key.clone(), kind)) {
+                    panic!(
+                        "{name:?} is the companion of {other:?} and of {:?}",
+                        (key, kind)
+                    );
+                }
+                assert!(check_key(name).is_err(), "{name:?} could be a lock key");
+                if check_cluster_key(key).is_ok() {
+                    assert_eq!(hashed(name), hashed(key), "{key:?} -> {name:?}");
+                }
             }
             assert_eq!(waiters_key(key), companions.waiters);
+            assert!(check_key(key).is_ok());
         }
-        assert_eq!(Companions::of("jobs:42").fence, "{jobs:42}:fence");
-        assert_eq!(Companions::of("jobs{42}").fence, "jobs{42}:fence");
-        // No tag but a `}`: cannot share a slot; kept as is, and refused on a cluster.
-        assert_eq!(Companions::of("a{}b").fence, "a{}b:fence");
-        assert!(check_cluster_key("a{}b").is_err());
+        // The README's examples.
+        let of = |key| Companions::of(key);
+        assert_eq!(of("jobs:1").waiters, "ac-redislock:waiters:{jobs:1}");
+        assert_eq!(
+            of("{jobs:1}").waiters,
+            "ac-redislock:waiters:{jobs:1}:{jobs:1}"
+        );
+        assert_eq!(
+            of("user{7}:cart").fence,
+            "ac-redislock:fence:{7}:user{7}:cart"
+        );
+        assert_eq!(of("a}b").fence, "ac-redislock:fence:{}:a}b");
+        assert!(check_cluster_key("a}b").is_err());
         assert!(check_cluster_key("a{x}b}").is_ok());
+        assert!(check_key("ac-redislock:waiters:{report}").is_err());
     }
 
     #[test]
