@@ -9,9 +9,7 @@
 //! - `sentinel`: a connection that follows a Sentinel group's master.
 
 use std::future::Future;
-use std::time::Duration;
-
-use tokio::time::Instant;
+use std::time::{Duration, Instant};
 
 use redis::Value;
 use redis::aio::ConnectionLike;
@@ -96,68 +94,82 @@ where
     /// same timeout: a `ConnectionManager` opens one as soon as its connection fails, a
     /// Sentinel connection asks the sentinels again. The retry is not made after a timeout.
     ///
-    /// A call on a connection that bounds its calls itself (the usual case) carries no timer,
-    /// and the retry is a future of its own, which keeps the allocation of every call small.
-    fn call<'a, T, F>(&'a self, work: impl Fn(C, Try) -> F + Send + Sync + 'a) -> Reply<'a, T>
+    /// Every store call's future is allocated, so its size counts: the connection is cloned
+    /// straight into the try, `work` should borrow what it needs rather than copy it, and what
+    /// only some calls need (a timer for connections that do not bound their calls, the retry)
+    /// is boxed apart.
+    ///
+    /// (Written as functions returning `async` blocks rather than `async fn`s: an `async fn`
+    /// keeps each argument twice in its future.)
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` keeps each argument twice in its future"
+    )]
+    fn call<'s, T, F>(
+        &'s self,
+        work: impl Fn(C, Try) -> F + 's,
+    ) -> impl Future<Output = StoreResult<T>> + 's
     where
-        T: Send + 'a,
-        F: Future<Output = StoreResult<T>> + Send + 'a,
+        T: 's,
+        F: Future<Output = StoreResult<T>> + 's,
     {
-        let conn = self.conn.clone();
-        let timeout = self.timeout;
-        let started = Instant::now();
-        if self.bounded {
-            Box::pin(async move {
-                match work(conn, Try::First).await {
-                    Err(err) if connection_dead(&err) => self.retry(&work, err, started).await,
-                    other => other.map_err(|err| as_command_timeout(err, timeout)),
-                }
-            })
-        } else {
-            Box::pin(async move {
-                match bounded(timeout, work(conn, Try::First)).await {
-                    Err(err) if connection_dead(&err) => self.retry(&work, err, started).await,
-                    other => other.map_err(|err| as_command_timeout(err, timeout)),
-                }
-            })
+        async move {
+            let started = Instant::now();
+            let first = if self.bounded {
+                work(self.conn.clone(), Try::First).await
+            } else {
+                Box::pin(bounded(self.timeout, work(self.conn.clone(), Try::First))).await
+            };
+            // Moved whole into a function, so that nothing of the first try lives on in this
+            // future while the retry runs.
+            let err = match to_retry(first, self.timeout) {
+                Ok(err) => err,
+                Err(answer) => return answer,
+            };
+            Box::pin(self.retry(&work, err, started)).await
         }
     }
 
     /// The one retry of a call whose first try found the connection dead.
-    fn retry<'b, T, F>(
-        &'b self,
-        work: &'b (impl Fn(C, Try) -> F + Send + Sync),
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` keeps each argument twice in its future"
+    )]
+    fn retry<'s, T, F>(
+        &'s self,
+        work: &'s impl Fn(C, Try) -> F,
         first: StoreError,
         started: Instant,
-    ) -> Reply<'b, T>
+    ) -> impl Future<Output = StoreResult<T>> + 's
     where
-        T: Send + 'b,
-        F: Future<Output = StoreResult<T>> + Send + 'b,
+        T: 's,
+        F: Future<Output = StoreResult<T>> + 's,
     {
-        let timeout = self.timeout;
-        let left = timeout.saturating_sub(started.elapsed());
-        let conn = self.conn.clone();
-        Box::pin(async move {
+        async move {
+            let left = self.timeout.saturating_sub(started.elapsed());
             if left.is_zero() {
                 return Err(first);
             }
             tracing::debug!(error = %first, "connection found dead; trying once more");
-            let result = bounded(left, work(conn, Try::Retry)).await;
-            result.map_err(|err| as_command_timeout(err, timeout))
-        })
+            let result = bounded(left, work(self.conn.clone(), Try::Retry)).await;
+            result.map_err(|err| as_command_timeout(err, self.timeout))
+        }
     }
 }
 
-/// Whether a try failed because the connection it was given was dead, rather than because
-/// Redis answered with an error or did not answer in time.
-fn connection_dead(err: &StoreError) -> bool {
-    matches!(
-        err,
-        StoreError::Unavailable {
-            reason: UnavailableReason::Disconnected | UnavailableReason::Refused,
-            ..
-        }
-    )
+/// The error of a first try that failed because the connection it was given was dead (to be
+/// retried), or else the call's answer: the try's own, a timeout the connection reported
+/// itself given as the command timeout.
+fn to_retry<T>(first: StoreResult<T>, timeout: Duration) -> Result<StoreError, StoreResult<T>> {
+    match first {
+        Err(
+            err @ StoreError::Unavailable {
+                reason: UnavailableReason::Disconnected | UnavailableReason::Refused,
+                ..
+            },
+        ) => Ok(err),
+        other => Err(other.map_err(|err| as_command_timeout(err, timeout))),
+    }
 }
 
 /// A timeout the connection reported itself (it knows no duration), as the command timeout.
@@ -179,65 +191,69 @@ where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
     fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> Reply<'a, Acquire> {
-        self.call(move |mut conn, try_| async move {
-            if req.waiter.is_some() || req.fencing {
-                return acquire_script(&mut conn, req, try_).await;
-            }
-            // The Node original's exact command: SET key value EX seconds NX (PX for
-            // milliseconds).
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(req.key).arg(req.token);
-            match req.expiry {
-                Expiry::Seconds(secs) => cmd.arg("EX").arg(secs),
-                Expiry::Millis(millis) => cmd.arg("PX").arg(millis),
-            };
-            cmd.arg("NX");
-            if cmd.query_async::<Value>(&mut conn).await? != Value::Nil {
-                return Ok(Acquire::Granted { fence: None });
-            }
-            if try_ == Try::Retry {
-                // The first SET may have landed before the connection broke: the lock holding
-                // our token is ours, not someone else's.
-                let held: Option<Vec<u8>> = redis::cmd("GET")
+        Box::pin(async move {
+            let req = &req;
+            self.call(move |mut conn, try_| async move {
+                if req.waiter.is_some() || req.fencing {
+                    return acquire_script(&mut conn, req, try_).await;
+                }
+                // The Node original's exact command: SET key value EX seconds NX (PX for
+                // milliseconds).
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(req.key).arg(req.token);
+                match req.expiry {
+                    Expiry::Seconds(secs) => cmd.arg("EX").arg(secs),
+                    Expiry::Millis(millis) => cmd.arg("PX").arg(millis),
+                };
+                cmd.arg("NX");
+                if cmd.query_async::<Value>(&mut conn).await? != Value::Nil {
+                    return Ok(Acquire::Granted { fence: None });
+                }
+                if try_ == Try::Retry {
+                    // The first SET may have landed before the connection broke: the lock holding
+                    // our token is ours, not someone else's.
+                    let held: Option<Vec<u8>> = redis::cmd("GET")
+                        .arg(req.key)
+                        .query_async(&mut conn)
+                        .await?;
+                    if held.as_deref() == Some(req.token.as_bytes()) {
+                        return Ok(Acquire::Granted { fence: None });
+                    }
+                }
+                if req.probe {
+                    return Ok(Acquire::Held { pttl: None });
+                }
+                // Refused. SET NX only tests existence, so tell a lock from a key of another type
+                // (a list, say) that would otherwise look locked forever. This costs a round trip
+                // on the refused path only.
+                let kind: String = redis::cmd("TYPE")
                     .arg(req.key)
                     .query_async(&mut conn)
                     .await?;
-                if held.as_deref() == Some(req.token.as_bytes()) {
-                    return Ok(Acquire::Granted { fence: None });
-                }
-            }
-            if req.probe {
-                return Ok(Acquire::Held { pttl: None });
-            }
-            // Refused. SET NX only tests existence, so tell a lock from a key of another type
-            // (a list, say) that would otherwise look locked forever. This costs a round trip
-            // on the refused path only.
-            let kind: String = redis::cmd("TYPE")
-                .arg(req.key)
-                .query_async(&mut conn)
-                .await?;
-            Ok(match kind.as_str() {
-                // "none": the holder let go between the two commands; still a refusal.
-                "string" | "none" => Acquire::Held { pttl: None },
-                _ => Acquire::WrongType(kind),
+                Ok(match kind.as_str() {
+                    // "none": the holder let go between the two commands; still a refusal.
+                    "string" | "none" => Acquire::Held { pttl: None },
+                    _ => Acquire::WrongType(kind),
+                })
             })
+            .await
         })
     }
 
     fn release<'a>(&'a self, key: &'a str, value: &'a str) -> Reply<'a, Owned> {
-        self.call(move |mut conn, try_| async move {
+        Box::pin(self.call(move |mut conn, try_| async move {
             let call = hand_off(&scripts::RELEASE, key, value);
-            let code: i64 = invoke(call, &mut conn, key, Touches::WAITERS).await?;
+            let code: i64 = invoke(&call, &mut conn, key, Touches::WAITERS).await?;
             Ok(match owned(code) {
                 // The first try may have released it before the connection broke.
                 Owned::NotHeld | Owned::NotOwner if try_ == Try::Retry => Owned::Vanished,
                 outcome => outcome,
             })
-        })
+        }))
     }
 
     fn extend<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> Reply<'a, Owned> {
-        self.call(move |mut conn, _try| async move {
+        Box::pin(self.call(move |mut conn, _try| async move {
             let code: i64 = scripts::EXTEND
                 .key(key)
                 .arg(value)
@@ -245,11 +261,11 @@ where
                 .invoke_async(&mut conn)
                 .await?;
             Ok(owned(code))
-        })
+        }))
     }
 
     fn force_release<'a>(&'a self, key: &'a str) -> Reply<'a, bool> {
-        self.call(move |mut conn, _try| async move {
+        Box::pin(self.call(move |mut conn, _try| async move {
             let deleted: i64 = scripts::FORCE_RELEASE
                 .key(key)
                 .key(waiters_key(key))
@@ -257,11 +273,11 @@ where
                 .invoke_async(&mut conn)
                 .await?;
             Ok(deleted > 0)
-        })
+        }))
     }
 
     fn get<'a>(&'a self, key: &'a str) -> Reply<'a, Option<String>> {
-        self.call(move |mut conn, _try| async move {
+        Box::pin(self.call(move |mut conn, _try| async move {
             let bytes: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
             // Locks are strings; a value that is not UTF-8 (written by another client) is shown
             // with replacement characters rather than failing the read.
@@ -269,11 +285,11 @@ where
                 String::from_utf8(bytes)
                     .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
             }))
-        })
+        }))
     }
 
     fn status<'a>(&'a self, key: &'a str) -> Reply<'a, LockStatus> {
-        self.call(move |mut conn, _try| async move {
+        Box::pin(self.call(move |mut conn, _try| async move {
             let companions = Companions::of(key);
             let (state, pttl, fence, waiters): (i64, i64, i64, u64) = scripts::STATUS
                 .key(key)
@@ -292,20 +308,15 @@ where
                 fencing_counter: u64::try_from(fence).ok(),
                 waiters,
             })
-        })
+        }))
     }
 
     fn cancel_wait<'a>(&'a self, key: &'a str, waiter: &'a str) -> Reply<'a, ()> {
-        self.call(move |mut conn, _try| async move {
-            let _: i64 = invoke(
-                hand_off(&scripts::CANCEL_WAIT, key, waiter),
-                &mut conn,
-                key,
-                Touches::WAITERS,
-            )
-            .await?;
+        Box::pin(self.call(move |mut conn, _try| async move {
+            let call = hand_off(&scripts::CANCEL_WAIT, key, waiter);
+            let _: i64 = invoke(&call, &mut conn, key, Touches::WAITERS).await?;
             Ok(())
-        })
+        }))
     }
 
     fn releases(&self) -> Option<Releases> {
@@ -313,14 +324,14 @@ where
     }
 
     fn wait_replicas<'a>(&'a self, replicas: u32, timeout: Duration) -> Reply<'a, Option<u32>> {
-        self.call(move |mut conn, _try| async move {
+        Box::pin(self.call(move |mut conn, _try| async move {
             let acked: u32 = redis::cmd("WAIT")
                 .arg(replicas)
                 .arg(millis(timeout).max(1))
                 .query_async(&mut conn)
                 .await?;
             Ok(Some(acked))
-        })
+        }))
     }
 
     fn check_key(&self, key: &str) -> Result<(), InvalidInput> {
@@ -351,7 +362,7 @@ where
 /// The scripted attempt: waiting (registers the waiter) or fencing.
 async fn acquire_script<C: ConnectionLike + Send>(
     conn: &mut C,
-    req: AcquireRequest<'_>,
+    req: &AcquireRequest<'_>,
     try_: Try,
 ) -> StoreResult<Acquire> {
     let (waiter, lease) = match req.waiter {
@@ -373,7 +384,7 @@ async fn acquire_script<C: ConnectionLike + Send>(
         waiters: req.waiter.is_some(),
         fence: req.fencing,
     };
-    let (granted, number): (i64, i64) = invoke(call, conn, req.key, touches).await?;
+    let (granted, number): (i64, i64) = invoke(&call, conn, req.key, touches).await?;
     Ok(if granted == 1 {
         Acquire::Granted {
             fence: u64::try_from(number).ok().filter(|_| req.fencing),
@@ -403,21 +414,28 @@ impl Touches {
 /// Runs a script `call` on the lock at `key`. When Redis says a key holds the wrong type, the
 /// error names which: the lock key, or the companion key (of those the call `touches`) that was
 /// overwritten with another type (one round trip, on that path only).
-async fn invoke<T, C>(
-    call: scripts::Call<'_>,
-    conn: &mut C,
-    key: &str,
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` keeps each argument twice in its future"
+)]
+fn invoke<'a, T, C>(
+    call: &'a scripts::Call<'_>,
+    conn: &'a mut C,
+    key: &'a str,
     touches: Touches,
-) -> StoreResult<T>
+) -> impl Future<Output = StoreResult<T>> + 'a
 where
-    T: redis::FromRedisValue,
+    T: redis::FromRedisValue + 'a,
     C: ConnectionLike + Send,
 {
-    match call.invoke_async(conn).await.map_err(StoreError::from) {
-        Err(StoreError::WrongType { found, .. }) => {
-            Err(wrong_type(conn, key, found, touches).await)
+    async move {
+        match call.invoke_async(conn).await.map_err(StoreError::from) {
+            // Boxed: the diagnosis is rare, and would otherwise enlarge every call's future.
+            Err(StoreError::WrongType { found, .. }) => {
+                Err(Box::pin(wrong_type(conn, key, found, touches)).await)
+            }
+            other => other,
         }
-        other => other,
     }
 }
 
