@@ -17,14 +17,6 @@ on_every_store!(
     locks_k_and_braced_k_draw_their_own_fencing_tokens,
 );
 
-/// A second client on the same store: its own connection on Redis, a clone in memory.
-async fn other_client(fx: &Fixture) -> RedisLock {
-    match fx.backend {
-        Backend::Redis | Backend::Cluster => Fixture::new(fx.backend).await.locks.clone(),
-        Backend::Memory => fx.locks.clone(),
-    }
-}
-
 /// A wait that only a wake-up makes short: the fallback backoff is 5 s.
 fn woken_only() -> AcquireOptions {
     AcquireOptions::new()
@@ -44,8 +36,8 @@ async fn locks_k_and_braced_k_keep_their_waiters_apart(backend: Backend) {
             Ok::<_, LockError>(guard.detach())
         })
     };
-    let waiter_plain = spawn_waiter(other_client(&fx).await, plain.clone());
-    let waiter_braced = spawn_waiter(other_client(&fx).await, braced.clone());
+    let waiter_plain = spawn_waiter(fx.other_client().await, plain.clone());
+    let waiter_braced = spawn_waiter(fx.other_client().await, braced.clone());
     if backend == Backend::Memory {
         // Waiters do not register in memory: every release wakes the waiters of its key.
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -118,7 +110,7 @@ async fn a_user_key_named_like_an_old_companion_leaves_the_lock_alone() {
         .unwrap();
     assert!(holder.fencing_token().is_some());
     let waiter = {
-        let (locks, lock) = (other_client(&fx).await, lock.clone());
+        let (locks, lock) = (fx.other_client().await, lock.clone());
         tokio::spawn(async move {
             locks
                 .acquire_with(&lock, woken_only())
@@ -168,7 +160,7 @@ async fn a_companion_of_another_type_is_the_key_the_error_names() {
     let _: () = raw.set(&waiters, "oops").await.unwrap();
 
     let holder = fx.locks.acquire(&lock).await.unwrap();
-    let other = other_client(&fx).await;
+    let other = fx.other_client().await;
     let options = AcquireOptions::new().wait(Duration::from_secs(1));
     let err = other.acquire_with(&lock, options).await.unwrap_err();
     assert!(

@@ -35,21 +35,13 @@ on_every_store!(
     a_chosen_token_and_a_detached_guard,
 );
 
-/// A second client on the same store: its own connection on Redis, a clone in memory.
-async fn other_client(fx: &Fixture) -> RedisLock {
-    match fx.backend {
-        Backend::Redis | Backend::Cluster => Fixture::new(fx.backend).await.locks.clone(),
-        Backend::Memory => fx.locks.clone(),
-    }
-}
-
 fn ttl(ms: u64) -> AcquireOptions {
     AcquireOptions::new().ttl(Duration::from_millis(ms))
 }
 
 async fn try_acquire_gives_a_guard_and_refuses_a_second(backend: Backend) {
     let fx = Fixture::new(backend).await;
-    let other = other_client(&fx).await;
+    let other = fx.other_client().await;
     let key = unique_key("guard");
     let before = std::time::Instant::now();
     let guard = fx.locks.try_acquire(&key).await.unwrap();
@@ -90,7 +82,7 @@ async fn try_acquire_gives_a_guard_and_refuses_a_second(backend: Backend) {
 
 async fn renewal_carries_a_lock_through_three_times_its_ttl(backend: Backend) {
     let fx = Fixture::new(backend).await;
-    let other = other_client(&fx).await;
+    let other = fx.other_client().await;
     let key = unique_key("renew");
     let guard = fx
         .locks
@@ -142,7 +134,7 @@ async fn without_renewal_the_lease_is_lost_at_its_deadline(backend: Backend) {
 
 async fn a_lock_deleted_behind_the_holder_is_reported_lost_within_one_interval(backend: Backend) {
     let fx = Fixture::new(backend).await;
-    let other = other_client(&fx).await;
+    let other = fx.other_client().await;
     let key = unique_key("deleted");
     let interval = Duration::from_millis(200);
     let guard = fx
@@ -168,7 +160,7 @@ async fn a_lock_deleted_behind_the_holder_is_reported_lost_within_one_interval(b
 
 async fn a_lock_taken_over_is_reported_as_taken_over(backend: Backend) {
     let fx = Fixture::new(backend).await;
-    let other = other_client(&fx).await;
+    let other = fx.other_client().await;
     let key = unique_key("taken");
     let guard = fx
         .locks
@@ -230,7 +222,7 @@ async fn extend_moves_the_deadline_and_after_expiry_is_lost_creating_nothing(bac
 
 async fn extend_of_a_foreign_lock_is_not_owner(backend: Backend) {
     let fx = Fixture::new(backend).await;
-    let other = other_client(&fx).await;
+    let other = fx.other_client().await;
     let key = unique_key("foreign");
     let guard = fx.locks.acquire_with(&key, ttl(5000)).await.unwrap();
     other.release_lock(ReleaseParams::new(&key)).await.unwrap();
@@ -296,7 +288,7 @@ async fn fencing_tokens_strictly_increase_across_clients(backend: Backend) {
     let key = unique_key("fence");
     let mut clients = vec![fx.locks.clone()];
     for _ in 0..3 {
-        clients.push(other_client(&fx).await);
+        clients.push(fx.other_client().await);
     }
     // Tokens are recorded while the lock is held, so the list is in grant order.
     let granted = Arc::new(Mutex::new(Vec::new()));
@@ -324,7 +316,7 @@ async fn fencing_tokens_strictly_increase_across_clients(backend: Backend) {
 
 async fn a_waiter_wakes_on_release_long_before_its_backoff(backend: Backend) {
     let fx = Fixture::new(backend).await;
-    let other = other_client(&fx).await;
+    let other = fx.other_client().await;
     let key = unique_key("wake");
     let holder = fx.locks.acquire_with(&key, ttl(30_000)).await.unwrap();
     // The waiter's only timed retry would come after 10 s, and the holder's lease is 30 s.
@@ -350,7 +342,7 @@ async fn a_waiter_wakes_on_release_long_before_its_backoff(backend: Backend) {
 
 async fn the_wait_deadline_ends_a_wait_with_locked(backend: Backend) {
     let fx = Fixture::new(backend).await;
-    let other = other_client(&fx).await;
+    let other = fx.other_client().await;
     let key = unique_key("deadline-wait");
     let _holder = fx.locks.acquire_with(&key, ttl(10_000)).await.unwrap();
     let started = Instant::now();
@@ -405,7 +397,7 @@ async fn with_lock_returns_the_output_and_releases(backend: Backend) {
 
 async fn with_lock_cancels_the_work_when_the_lease_is_lost(backend: Backend) {
     let fx = Fixture::new(backend).await;
-    let other = other_client(&fx).await;
+    let other = fx.other_client().await;
     let key = unique_key("with-lock-lost");
     let finished = Arc::new(Mutex::new(false));
     let flag = finished.clone();
@@ -677,7 +669,7 @@ async fn renewal_tasks_end_with_their_guards() {
 
 async fn status_reports_state_ttl_fencing_and_waiters_never_the_value(backend: Backend) {
     let fx = Fixture::new(backend).await;
-    let other = other_client(&fx).await;
+    let other = fx.other_client().await;
     let key = unique_key("status");
     let status = fx.locks.status(&key).await.unwrap();
     assert_eq!(status.state, LockState::Free);

@@ -176,6 +176,15 @@ impl Fixture {
     pub fn raw(&self) -> Option<RawConn> {
         self.raw.clone()
     }
+
+    /// A second client on the same store: with its own connection on Redis, a clone in memory
+    /// (a new in-memory client would be another store).
+    pub async fn other_client(&self) -> RedisLock {
+        match self.backend {
+            Backend::Redis | Backend::Cluster => Fixture::new(self.backend).await.locks.clone(),
+            Backend::Memory => self.locks.clone(),
+        }
+    }
 }
 
 /// Runs each named behaviour `async fn name(backend: Backend)` once per store, as
