@@ -16,7 +16,7 @@ use crate::lock::{Config, Core};
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
 use crate::store::redis_store::connect::{self, Connect, TlsConfig};
-use crate::store::redlock::{DEFAULT_NODE_TIMEOUT, RedlockOptions, RedlockStore};
+use crate::store::redlock::{RedlockOptions, RedlockStore};
 
 pub(crate) mod sealed {
     /// Keeps [`Flavor`](super::Flavor) to this crate's two flavors.
@@ -227,10 +227,7 @@ impl<F: Flavor> Default for RedisLockBuilder<F> {
             config: Config::default(),
             tls: None,
             pubsub: Vec::new(),
-            redlock: RedlockOptions {
-                node_timeout: DEFAULT_NODE_TIMEOUT,
-                drift_factor: crate::drift::DEFAULT_DRIFT_FACTOR,
-            },
+            redlock: RedlockOptions::default(),
             flavor: PhantomData,
         }
     }

@@ -10,7 +10,7 @@ use ac_redislock::{
     AcquireOptions, LockError, LockParams, LossReason, RedisLock, ReleaseParams, UnavailableReason,
 };
 use redis::AsyncCommands;
-use support::{Listen, Logs, LoseReply, Recorder, RedisServer, raw_conn, unique_key};
+use support::{Listen, Logs, LoseReply, LoseTrigger, Recorder, RedisServer, raw_conn, unique_key};
 
 fn assert_unavailable(what: &str, err: &LockError) {
     assert!(
@@ -379,6 +379,21 @@ async fn a_wrong_password_is_an_error_that_does_not_show_the_password() {
     assert!(!chain.contains("wrong-pw-123"), "{chain}");
 }
 
+/// A client on a connection that can lose a reply on cue, with the scripts loaded (a fenced
+/// lock taken and released), so that the command whose reply is lost runs.
+async fn losing_client(server: &RedisServer) -> (RedisLock, LoseTrigger) {
+    let conn = LoseReply::new(raw_conn(server).await);
+    let trigger = conn.trigger();
+    let locks = RedisLock::new(conn);
+    let options = AcquireOptions::new().fencing(true);
+    let guard = locks
+        .try_acquire_with(&unique_key("warm"), options)
+        .await
+        .unwrap();
+    guard.release().await.unwrap();
+    (locks, trigger)
+}
+
 /// A lock attempt whose reply was lost with its connection after it reached Redis is retried,
 /// and the retry finds the lock holding its own token: granted, not "locked". Both for the
 /// Node original's `SET NX` and for the scripted attempt, which returns the fencing token the
@@ -386,19 +401,8 @@ async fn a_wrong_password_is_an_error_that_does_not_show_the_password() {
 #[tokio::test]
 async fn a_retried_attempt_recognises_its_own_lock() {
     let server = RedisServer::start();
-    let conn = LoseReply::new(raw_conn(&server).await);
-    let trigger = conn.trigger();
-    let locks = RedisLock::new(conn);
-    // Scripts loaded, so that the attempt whose reply is lost runs.
-    let warm = unique_key("warm");
+    let (locks, trigger) = losing_client(&server).await;
     let options = || AcquireOptions::new().fencing(true);
-    locks
-        .try_acquire_with(&warm, options())
-        .await
-        .unwrap()
-        .release()
-        .await
-        .unwrap();
 
     let key = unique_key("lost-set");
     trigger.arm("SET");
@@ -427,17 +431,7 @@ async fn a_retried_attempt_recognises_its_own_lock() {
 async fn a_retried_release_whose_first_try_landed_is_done() {
     let server = RedisServer::start();
     let mut raw = raw_conn(&server).await;
-    let conn = LoseReply::new(raw_conn(&server).await);
-    let trigger = conn.trigger();
-    let locks = RedisLock::new(conn);
-    let warm = unique_key("warm");
-    locks
-        .try_acquire(&warm)
-        .await
-        .unwrap()
-        .release()
-        .await
-        .unwrap();
+    let (locks, trigger) = losing_client(&server).await;
 
     let key = unique_key("lost-release");
     let token = locks.lock_key(LockParams::new(&key)).await.unwrap();

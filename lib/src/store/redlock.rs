@@ -34,6 +34,15 @@ pub(crate) struct RedlockOptions {
     pub(crate) drift_factor: f64,
 }
 
+impl Default for RedlockOptions {
+    fn default() -> Self {
+        Self {
+            node_timeout: DEFAULT_NODE_TIMEOUT,
+            drift_factor: crate::drift::DEFAULT_DRIFT_FACTOR,
+        }
+    }
+}
+
 impl RedlockOptions {
     /// Checks that the options are in range.
     pub(crate) fn validate(&self) -> Result<()> {
@@ -216,11 +225,13 @@ impl Store for RedlockStore {
     fn release<'a>(&'a self, key: &'a str, value: &'a str) -> Reply<'a, Owned> {
         self.call(async move {
             let (answers, errors) = split(self.on_all(|node| node.release(key, value)).await);
-            if answers
-                .iter()
-                .any(|a| matches!(a, Owned::Done | Owned::Vanished))
-            {
+            if answers.contains(&Owned::Done) {
                 return Ok(Owned::Done);
+            }
+            // Only retries found the lock gone after tries whose answers were lost: the guard
+            // judges that by its lease, as on one Redis.
+            if answers.contains(&Owned::Vanished) {
+                return Ok(Owned::Vanished);
             }
             if answers.is_empty() {
                 return Err(self.quorum_error(0, errors));

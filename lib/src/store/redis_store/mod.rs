@@ -243,7 +243,7 @@ where
     fn release<'a>(&'a self, key: &'a str, value: &'a str) -> Reply<'a, Owned> {
         Box::pin(self.call(move |mut conn, try_| async move {
             let call = hand_off(&scripts::RELEASE, key, value);
-            let code: i64 = invoke(&call, &mut conn, key, Touches::WAITERS).await?;
+            let code: i64 = invoke(&call, &mut conn, key, Touches::NONE).await?;
             Ok(match owned(code) {
                 // The first try may have released it before the connection broke.
                 Owned::NotHeld | Owned::NotOwner if try_ == Try::Retry => Owned::Vanished,
@@ -405,6 +405,11 @@ struct Touches {
 }
 
 impl Touches {
+    /// None: `release.lua` passes over a waiters key of another type.
+    const NONE: Self = Self {
+        waiters: false,
+        fence: false,
+    };
     const WAITERS: Self = Self {
         waiters: true,
         fence: false,
