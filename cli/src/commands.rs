@@ -19,14 +19,22 @@ pub(crate) async fn dispatch(cli: Cli) -> Exit {
         Ok(locks) => locks,
         Err(err) => return fail(&err, DEFAULT_CONFLICT),
     };
-    match command {
+    let exit = match command {
         Command::Run(args) => run(&locks, &global, args).await,
         Command::Lock(args) => lock(&locks, &global, args).await,
         Command::Release(args) => release(&locks, args).await,
         Command::Get(args) => get(&locks, args).await,
         Command::Status(args) => status(&locks, args).await,
         Command::Extend(args) => extend(&locks, args).await,
+    };
+    // What the library still has in flight (the release of an attempt whose answer was lost,
+    // a waiter registration to remove) is finished before the process exits.
+    if let Err(err) = locks.close().await
+        && !global.quiet
+    {
+        eprintln!("redislock: note: {err}");
     }
+    exit
 }
 
 /// The client the global options describe: one Redis, Redlock over several, a cluster or a

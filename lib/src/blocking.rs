@@ -10,8 +10,16 @@
 //!
 //! Calling these methods from async code does not panic, but it blocks the runtime's worker
 //! thread for the whole call (on a current-thread runtime: the whole runtime). Use the async
-//! [`crate::RedisLock`] there. Creating and dropping a blocking client inside a runtime is
-//! fine: its own runtime is shut down in the background.
+//! [`crate::RedisLock`] there. Creating and dropping a blocking client inside a runtime does
+//! not panic either: its own runtime is shut down in the background.
+//!
+//! # Dropping
+//!
+//! A [`LockGuard`] releases its lock before its `drop` returns. The last clone of a
+//! [`RedisLock`], dropped, first waits (at most the command timeout) for the releases it still
+//! has in flight in the background: those of attempts that timed out, whose `SET` may have
+//! landed. So a program that ends with its guard and client going out of scope leaves no lock
+//! behind, and needs no [`close`](RedisLock::close).
 //!
 //! # Examples
 //!
@@ -25,6 +33,7 @@
 //! # Ok::<(), ac_redislock::LockError>(())
 //! ```
 
+use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,10 +41,12 @@ use std::time::Duration;
 use tokio::runtime::Runtime;
 
 use crate::builder::{Flavor, sealed};
-use crate::error::{LockError, LossReason, Result, UnavailableReason};
+use crate::error::{CloseError, LockError, LossReason, Result, UnavailableReason};
+use crate::lock::Core;
 use crate::lock::acquire::{Mode, after_work};
 use crate::lock::options::AcquireOptions;
 use crate::lock::params::{LockParams, ReleaseParams};
+use crate::report::ErrorChain;
 
 /// A blocking client for locks on Redis: [`crate::RedisLock`] without `.await`.
 ///
@@ -59,10 +70,18 @@ pub struct RedisLock {
     background: Arc<Background>,
 }
 
-/// The runtime that runs a blocking client's calls.
-#[derive(Debug)]
+/// The runtime that runs a blocking client's calls, and the lock logic it runs them for.
 struct Background {
     runtime: Option<Runtime>,
+    core: Arc<Core>,
+}
+
+impl fmt::Debug for Background {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Background")
+            .field("running", &self.runtime.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Background {
@@ -72,11 +91,48 @@ impl Background {
 }
 
 impl Drop for Background {
+    /// The last clone is gone: the releases still in flight in the background (of acquisitions
+    /// that failed or timed out) are waited for, within the command timeout, before the
+    /// runtime goes.
     fn drop(&mut self) {
-        // Never blocks and is allowed inside an async context, unlike dropping the runtime.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
+        let Some(runtime) = self.runtime.take() else {
+            return;
+        };
+        if self.core.busy() {
+            let core = Arc::clone(&self.core);
+            let patience = core.config().command_timeout + Duration::from_millis(100);
+            let closed = run_on(runtime.handle(), Some(patience), async move {
+                core.close().await.map_err(LockError::from)
+            });
+            if let Err(err) = closed {
+                tracing::warn!(error = %ErrorChain(&err), "blocking client dropped");
+            }
         }
+        // Never blocks and is allowed inside an async context, unlike dropping the runtime.
+        runtime.shutdown_background();
+    }
+}
+
+/// Runs `fut` on `handle` and waits on this thread for its result, at most `patience` if
+/// given. Never panics, inside an async runtime either (it blocks that thread).
+fn run_on<T, F>(handle: &tokio::runtime::Handle, patience: Option<Duration>, fut: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T>> + Send + 'static,
+{
+    let shut_down = || LockError::Unavailable {
+        reason: UnavailableReason::Shutdown,
+        source: None,
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    handle.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    match patience {
+        Some(patience) => rx
+            .recv_timeout(patience)
+            .unwrap_or_else(|_| Err(shut_down())),
+        None => rx.recv().unwrap_or_else(|_| Err(shut_down())),
     }
 }
 
@@ -137,16 +193,37 @@ impl RedisLock {
         T: Send + 'static,
         F: Future<Output = Result<T>> + Send + 'static,
     {
-        let shut_down = || LockError::Unavailable {
+        let handle = self.background.handle().ok_or(LockError::Unavailable {
             reason: UnavailableReason::Shutdown,
             source: None,
-        };
-        let handle = self.background.handle().ok_or_else(shut_down)?;
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        handle.spawn(async move {
-            let _ = tx.send(fut.await);
-        });
-        rx.recv().unwrap_or_else(|_| Err(shut_down()))
+        })?;
+        run_on(handle, None, fut)
+    }
+
+    /// Closes the client; see [`crate::RedisLock::close`]. A blocking client closes itself
+    /// when its last clone is dropped (its guards release as they drop), so this is only
+    /// needed to learn what could not be released, or to stop work shared with other threads.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::RedisLock::close`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// locks.close()?;
+    /// assert!(locks.acquire("jobs:42").unwrap_err().is_backend());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn close(&self) -> Result<(), CloseError> {
+        let core = Arc::clone(self.locks.core());
+        match self.run(async move { core.close().await.map_err(LockError::from) }) {
+            Err(LockError::NotClosed(err)) => Err(err),
+            // Otherwise the runtime is gone (it cannot be while `self` lives), and with it
+            // everything that was in flight.
+            Ok(()) | Err(_) => Ok(()),
+        }
     }
 
     /// Locks a key; see [`crate::RedisLock::lock_key`].
@@ -377,6 +454,7 @@ impl RedisLock {
         Ok(LockGuard {
             guard: Arc::new(guard),
             client: self.clone(),
+            released: false,
         })
     }
 }
@@ -385,7 +463,12 @@ impl RedisLock {
 ///
 /// # Drop behaviour
 ///
-/// As [`crate::LockGuard`]: renewal stops and a release is sent in the background.
+/// Dropping a guard that still holds its lock releases it before `drop` returns: renewal
+/// stops, the release is sent and its answer awaited (at most the command timeout, or twice
+/// that when the connection must be made again). An error is logged, not raised: the lock then
+/// expires at the end of its ttl. So a guard that goes out of scope at the end of `main`, or on
+/// an early return, frees its lock, as a context manager does in Python. Use
+/// [`release`](Self::release) to see the error.
 ///
 /// # Examples
 ///
@@ -399,11 +482,12 @@ impl RedisLock {
 /// # Ok::<(), ac_redislock::LockError>(())
 /// ```
 #[clippy::has_significant_drop]
-#[must_use = "dropping the guard releases the lock in the background; keep it while working"]
+#[must_use = "dropping the guard releases the lock; keep it while working"]
 #[derive(Debug)]
 pub struct LockGuard {
     guard: Arc<crate::LockGuard>,
     client: RedisLock,
+    released: bool,
 }
 
 impl LockGuard {
@@ -575,12 +659,25 @@ impl LockGuard {
     /// assert_eq!(locks.get_lock("jobs:42")?, None);
     /// # Ok::<(), ac_redislock::LockError>(())
     /// ```
-    pub fn release(self) -> Result<()> {
-        let Self { guard, client } = self;
-        match Arc::try_unwrap(guard) {
-            Ok(guard) => client.run(async move { guard.release().await }),
-            // Unreachable: calls on a blocking guard finish before they return.
-            Err(_shared) => Ok(()),
+    pub fn release(mut self) -> Result<()> {
+        self.released = true;
+        let guard = Arc::clone(&self.guard);
+        self.client.run(async move { guard.release_held().await })
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        let guard = Arc::clone(&self.guard);
+        match self.client.run(async move { guard.release_held().await }) {
+            // A backend error was logged where it happened.
+            Ok(()) | Err(LockError::Unavailable { .. } | LockError::Redis(_)) => {}
+            Err(err) => {
+                tracing::debug!(key = ?self.guard.key(), error = %ErrorChain(&err), "guard dropped")
+            }
         }
     }
 }
@@ -633,9 +730,10 @@ impl Flavor for Blocking {
     }
 
     fn wrap(locks: crate::RedisLock, runtime: Option<Runtime>) -> RedisLock {
+        let core = Arc::clone(locks.core());
         RedisLock {
             locks,
-            background: Arc::new(Background { runtime }),
+            background: Arc::new(Background { runtime, core }),
         }
     }
 }

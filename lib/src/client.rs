@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::{LockError, Result};
+use crate::error::{CloseError, LockError, Result};
 use crate::lock::Core;
 use crate::lock::acquire::{Mode, after_work};
 use crate::lock::guard::LockGuard;
@@ -429,5 +429,62 @@ impl RedisLock {
             }
         };
         after_work(key, output, guard.release().await)
+    }
+
+    /// Closes the client, for the end of a program: stops new work, releases what its guards
+    /// still hold, and waits for the releases in flight in the background (those of guards
+    /// dropped earlier, and of acquisitions that failed or were cancelled), at most for the
+    /// command timeout. Returns what it could not release.
+    ///
+    /// Why: a dropped guard's release runs in the background on the runtime. A runtime that
+    /// shuts down right after (as `#[tokio::main]` does when `main` returns) drops it unsent,
+    /// and the lock stays for one lease. Await `close` before `main` returns and it is sent
+    /// and answered. ([`with_lock`](Self::with_lock), and guards ended with
+    /// [`release`](LockGuard::release), need no close.)
+    ///
+    /// What it does, in order:
+    /// - the client and all its clones are closed: every call made from now on fails with
+    ///   [`Unavailable`](LockError::Unavailable) ([`Shutdown`](crate::UnavailableReason::Shutdown)),
+    ///   except releases, which are still sent; acquisitions waiting for a lock give up the same
+    ///   way (their waiter registration is removed);
+    /// - each guard still held stops renewing and its lock is released; the guard's lease ends
+    ///   as [`LossReason::Closed`](crate::LossReason::Closed) (so [`with_lock`](Self::with_lock)
+    ///   work in progress is cancelled and returns [`Lost`](LockError::Lost));
+    /// - it waits until every background release has its answer, or the command timeout has
+    ///   passed since the call.
+    ///
+    /// Locks taken with [`lock_key`](Self::lock_key) are the caller's (their token may be meant
+    /// for another process): `close` leaves them alone. Calling `close` again waits for what is
+    /// still in flight.
+    ///
+    /// # Errors
+    ///
+    /// [`CloseError`] naming each lock (or waiting-queue place) left in Redis until it expires:
+    /// its release failed (Redis down), or had no answer within the command timeout (it is
+    /// still tried while the runtime runs). It converts into [`LockError::NotClosed`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ac_redislock::{AcquireOptions, RedisLock};
+    /// use std::time::Duration;
+    ///
+    /// async fn nightly_report(locks: &RedisLock) -> ac_redislock::Result<()> {
+    ///     let options = AcquireOptions::new().ttl(Duration::from_secs(30)).auto_renew(true);
+    ///     let guard = locks.acquire_with("reports:nightly", options).await?;
+    ///     // ... the work; a `?` here drops the guard ...
+    ///     Ok(())
+    /// } // the guard is dropped here: its release goes to the background
+    ///
+    /// #[tokio::main]
+    /// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let locks = RedisLock::from_url("redis://127.0.0.1/")?;
+    ///     let report = nightly_report(&locks).await;
+    ///     locks.close().await?; // that release is sent and answered before the runtime goes
+    ///     Ok(report?)
+    /// }
+    /// ```
+    pub async fn close(&self) -> Result<(), CloseError> {
+        self.core.close().await
     }
 }

@@ -155,6 +155,11 @@ pub enum LockError {
     /// The operating system's random number generator failed, so no token could be made.
     #[error("the operating system's random number generator failed")]
     Entropy(#[source] std::io::Error),
+
+    /// [`RedisLock::close`](crate::RedisLock::close) could not release everything: the locks it
+    /// names stay in Redis until they expire. [`code`](Self::code) is 503.
+    #[error(transparent)]
+    NotClosed(#[from] CloseError),
 }
 
 fn code_suffix(err: &RedisError) -> String {
@@ -171,8 +176,8 @@ impl LockError {
     /// follow the same idea: `409` for [`NotOwner`](Self::NotOwner) and
     /// [`WrongType`](Self::WrongType), `410` for [`NotHeld`](Self::NotHeld) and
     /// [`Lost`](Self::Lost), `400` for
-    /// [`InvalidInput`](Self::InvalidInput), `502` for [`Redis`](Self::Redis) and `500` for
-    /// [`Entropy`](Self::Entropy).
+    /// [`InvalidInput`](Self::InvalidInput), `502` for [`Redis`](Self::Redis), `503` for
+    /// [`NotClosed`](Self::NotClosed) and `500` for [`Entropy`](Self::Entropy).
     ///
     /// # Examples
     ///
@@ -188,7 +193,7 @@ impl LockError {
             Self::NotOwner { .. } | Self::WrongType { .. } => 409,
             Self::NotHeld { .. } | Self::Lost { .. } => 410,
             Self::InvalidInput(_) => 400,
-            Self::Unavailable { .. } | Self::QuorumNotReached { .. } => 503,
+            Self::Unavailable { .. } | Self::QuorumNotReached { .. } | Self::NotClosed(_) => 503,
             Self::Redis(_) => 502,
             Self::Entropy(_) => 500,
         }
@@ -210,8 +215,8 @@ impl LockError {
     }
 
     /// Returns `true` when the error comes from the backend rather than from the lock:
-    /// [`Unavailable`](Self::Unavailable), [`QuorumNotReached`](Self::QuorumNotReached) or
-    /// [`Redis`](Self::Redis).
+    /// [`Unavailable`](Self::Unavailable), [`QuorumNotReached`](Self::QuorumNotReached),
+    /// [`Redis`](Self::Redis) or [`NotClosed`](Self::NotClosed).
     ///
     /// # Examples
     ///
@@ -224,7 +229,10 @@ impl LockError {
     pub fn is_backend(&self) -> bool {
         matches!(
             self,
-            Self::Unavailable { .. } | Self::Redis(_) | Self::QuorumNotReached { .. }
+            Self::Unavailable { .. }
+                | Self::Redis(_)
+                | Self::QuorumNotReached { .. }
+                | Self::NotClosed(_)
         )
     }
 }
@@ -255,6 +263,9 @@ pub enum LossReason {
     /// The guard was released or dropped: the lease ended normally. Only
     /// [`LockGuard::lost`](crate::LockGuard::lost) futures still pending at that moment see this.
     Released,
+    /// The client was closed ([`RedisLock::close`](crate::RedisLock::close)) while the guard
+    /// still held its lock: the lock was released for it.
+    Closed,
 }
 
 impl fmt::Display for LossReason {
@@ -266,6 +277,7 @@ impl fmt::Display for LossReason {
             Self::Unavailable => "Redis could not be reached to renew the lease in time",
             Self::MaxHold => "the maximum hold time was reached",
             Self::Released => "the lock was released",
+            Self::Closed => "the client was closed, which released the lock",
         })
     }
 }
@@ -292,7 +304,8 @@ pub enum UnavailableReason {
     /// The server is up but cannot serve yet: loading its data set, cluster down, master down
     /// or a slot migrating (`LOADING`, `CLUSTERDOWN`, `MASTERDOWN`, `TRYAGAIN`).
     NotReady,
-    /// The client's background runtime is gone (only the blocking client has one).
+    /// The client was closed ([`RedisLock::close`](crate::RedisLock::close)), or the blocking
+    /// client's background runtime is gone.
     Shutdown,
     /// The TLS handshake failed: the server's certificate is not trusted or not for this host,
     /// or the server wants a client certificate. A configuration problem more than an outage;
@@ -311,6 +324,131 @@ impl fmt::Display for UnavailableReason {
             Self::Shutdown => f.write_str("the client was shut down"),
             Self::Tls => f.write_str("the TLS handshake failed"),
         }
+    }
+}
+
+/// What [`RedisLock::close`](crate::RedisLock::close) could not finish: locks this client
+/// still holds in Redis (or places it holds in a lock's waiting queue), each until it expires.
+///
+/// Each is named by its key, with the error that stopped its release, or none when Redis had
+/// not answered within the command timeout (the release is still being tried, as long as the
+/// runtime runs). Converts into [`LockError::NotClosed`], so `?` works in functions returning
+/// [`Result`].
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run(locks: ac_redislock::RedisLock) {
+/// if let Err(err) = locks.close().await {
+///     for left in err.left() {
+///         eprintln!("{:?} stays locked until it expires ({:?})", left.key(), left.cause());
+///     }
+/// }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct CloseError {
+    left: Vec<LeftBehind>,
+}
+
+impl CloseError {
+    pub(crate) fn new(left: Vec<LeftBehind>) -> Self {
+        Self { left }
+    }
+
+    /// Returns what stays behind in Redis, one entry per lock (or waiting-queue place).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(locks: ac_redislock::RedisLock) {
+    /// let left = locks.close().await.err().map_or(0, |err| err.left().len());
+    /// println!("{left} locks stay until they expire");
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn left(&self) -> &[LeftBehind] {
+        &self.left
+    }
+}
+
+impl fmt::Display for CloseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (n, s) = match self.left.len() {
+            1 => (1, " is"),
+            n => (n, "s are"),
+        };
+        write!(f, "closed, but {n} lock{s} left to expire on their own:")?;
+        for (i, left) in self.left.iter().enumerate() {
+            let sep = if i == 0 { " " } else { "; " };
+            match &left.cause {
+                Some(cause) => write!(f, "{sep}{:?} ({cause})", left.key)?,
+                None => write!(f, "{sep}{:?} (no answer yet)", left.key)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CloseError {}
+
+/// One lock (or waiting-queue place) that [`RedisLock::close`](crate::RedisLock::close) could
+/// not release; see [`CloseError`].
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run(locks: ac_redislock::RedisLock) {
+/// if let Err(err) = locks.close().await {
+///     let keys: Vec<&str> = err.left().iter().map(|left| left.key()).collect();
+///     eprintln!("left to expire: {keys:?}");
+/// }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct LeftBehind {
+    key: String,
+    cause: Option<LockError>,
+}
+
+impl LeftBehind {
+    pub(crate) fn new(key: String, cause: Option<LockError>) -> Self {
+        Self { key, cause }
+    }
+
+    /// Returns the key, as the caller gave it (without the instance's prefix).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(locks: ac_redislock::RedisLock) {
+    /// if let Err(err) = locks.close().await {
+    ///     println!("first left: {:?}", err.left()[0].key());
+    /// }
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Returns the error that stopped the release, or `None` when Redis had not answered by the
+    /// end of the close (the release is still being tried in the background while the runtime
+    /// runs).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(locks: ac_redislock::RedisLock) {
+    /// if let Err(err) = locks.close().await {
+    ///     let unanswered = err.left().iter().filter(|left| left.cause().is_none()).count();
+    ///     println!("{unanswered} releases still waiting for Redis");
+    /// }
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn cause(&self) -> Option<&LockError> {
+        self.cause.as_ref()
     }
 }
 

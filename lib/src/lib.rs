@@ -71,6 +71,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A guard that is dropped instead releases its lock in the background, on the runtime. At the
+//! end of a program, await [`RedisLock::close`] before `main` returns, so that release is sent
+//! before the runtime goes (see [`LockGuard`]'s drop behaviour); the blocking client's guards
+//! release before their `drop` returns.
+//!
 //! # Choosing a deployment
 //!
 //! - **One Redis** ([`RedisLock::from_url`]): mutual exclusion while Redis keeps the key. A restart
@@ -135,7 +140,9 @@ mod status;
 
 pub use builder::{Async, Flavor, RedisLockBuilder};
 pub use client::RedisLock;
-pub use error::{InvalidInput, LockError, LossReason, Result, UnavailableReason};
+pub use error::{
+    CloseError, InvalidInput, LeftBehind, LockError, LossReason, Result, UnavailableReason,
+};
 pub use lock::guard::LockGuard;
 pub use lock::options::{AcquireOptions, DEFAULT_MAX_HOLD, DEFAULT_TTL, DEFAULT_WAIT};
 pub use lock::params::{DEFAULT_EXPIRES, LockParams, ReleaseParams};
@@ -162,6 +169,7 @@ mod tests {
         check::<crate::RedisLockBuilder>();
         check::<crate::LockGuard>();
         check::<crate::LockError>();
+        check::<crate::CloseError>();
         check::<crate::blocking::RedisLock>();
         check::<crate::blocking::RedisLockBuilder>();
         check::<crate::blocking::LockGuard>();

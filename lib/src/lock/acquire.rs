@@ -11,9 +11,9 @@ use tokio::time::Instant;
 use super::attempt::Outcome;
 use super::cleanup::Leftovers;
 use super::guard::LockGuard;
-use super::lease::Lease;
+use super::lease::{Held, Lease};
 use super::options::{AcquireOptions, DEFAULT_MAX_HOLD, DEFAULT_WAIT};
-use super::renew::{Held, Renewal};
+use super::renew::Renewal;
 use super::token::new_token;
 use super::{Core, Op};
 use crate::drift::drift;
@@ -91,7 +91,7 @@ impl Core {
         });
         // Made on the first wait only: a lock that is free costs no jitter seed.
         let mut delays = None;
-        let mut leftovers = Leftovers::at(self, &wire, ttl)
+        let mut leftovers = Leftovers::at(self, key, &wire, ttl)
             .ours(generated.then_some(&*token))
             .waiter(waiter_id.as_deref());
         let mut first = true;
@@ -114,7 +114,6 @@ impl Core {
                         }
                         None => None,
                     };
-                    leftovers.settle();
                     let lease = Lease::new(sent, ttl, self.traits().drift_factor);
                     let renewal = renewal.map(|(interval, max_hold)| Renewal {
                         ttl,
@@ -123,10 +122,12 @@ impl Core {
                     });
                     let held = Held {
                         key: key.to_owned(),
-                        wire,
-                        token,
+                        wire: wire.clone(),
+                        token: token.clone(),
                     };
-                    let mut guard = LockGuard::new(Arc::clone(self), held, fence, lease, renewal);
+                    // Refused if the client closed meanwhile: `leftovers` releases.
+                    let mut guard = LockGuard::new(Arc::clone(self), held, fence, lease, renewal)?;
+                    leftovers.settle();
                     guard.set_replicas(replicas);
                     return Ok(guard);
                 }
@@ -155,7 +156,11 @@ impl Core {
                 sleep = sleep.min(pttl + Duration::from_millis(1));
             }
             let waiter = waiter_id.as_deref().unwrap_or_default();
-            wait_for_release(&mut releases, &wire, waiter, sleep).await;
+            tokio::select! {
+                () = wait_for_release(&mut releases, &wire, waiter, sleep) => {}
+                // The next attempt is refused, and gives up.
+                () = self.registry().until_closed() => {}
+            }
         }
     }
 

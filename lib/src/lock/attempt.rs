@@ -93,7 +93,8 @@ impl Core {
             probe: false,
         };
         let within = expiry.as_duration();
-        let mut leftovers = Leftovers::at(self, &wire, within).ours(generated.then_some(&*value));
+        let mut leftovers =
+            Leftovers::at(self, &key, &wire, within).ours(generated.then_some(&*value));
         match self.attempt(&key, request, &mut leftovers).await? {
             Outcome::Granted { .. } => {
                 leftovers.settle();

@@ -1,7 +1,8 @@
 //! The one background path: undoing, without making the caller wait, what an acquisition or a
 //! dropped guard left in the store. An attempt whose answer never came (timed out, connection
 //! lost, future cancelled) may have taken the lock; a waiter that gives up is still registered;
-//! a guard dropped without `release` still holds its lock.
+//! a guard dropped without `release` still holds its lock. And closing the client, which
+//! waits for that path to finish.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,11 +10,16 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::time::Instant;
 
-use super::Core;
+use super::lease::Held;
+use super::{Core, lock_error};
+use crate::error::{CloseError, LockError, LossReason};
+use crate::report::ErrorChain;
 
 /// What to undo at a key, in this order: delete the lock if it still holds `token` (handing it
 /// to a waiter if any), then drop the waiter registration `waiter`.
 pub(crate) struct Cleanup {
+    /// The key as the caller gave it.
+    pub(crate) key: String,
     /// The wire key.
     pub(crate) wire: String,
     pub(crate) token: Option<String>,
@@ -24,41 +30,103 @@ pub(crate) struct Cleanup {
 }
 
 impl Core {
-    /// Runs `cleanup` in the background on `runtime`. The release is sent once, and again while
-    /// Redis does not answer (it may be frozen or slow, with the `SET` still queued), but not
-    /// past `cleanup.within`; any answer, or any other error, ends it. If `runtime` has shut down,
-    /// nothing runs and the lock expires on its own.
+    /// Runs `cleanup` in the background on `runtime`, tracked until it ends (see
+    /// [`close`](Core::close)). The release is sent once, and again while Redis does not answer
+    /// (it may be frozen or slow, with the `SET` still queued), but not past `cleanup.within`;
+    /// any answer, or any other error, ends it. If `runtime` has shut down, nothing runs and
+    /// the lock expires on its own.
     pub(crate) fn spawn_cleanup(self: &Arc<Self>, runtime: &Handle, cleanup: Cleanup) {
         let core = Arc::clone(self);
+        let ticket = self.registry.ticket(cleanup.key.clone(), cleanup.within);
         runtime.spawn(async move {
-            let Cleanup {
-                wire,
-                token,
-                waiter,
-                within,
-            } = cleanup;
-            if let Some(token) = token {
-                let give_up = Instant::now() + within;
-                loop {
-                    match core.store().release(&wire, &token).await {
-                        Err(err) if err.is_timeout() && Instant::now() < give_up => {}
-                        Ok(_) | Err(_) => break,
+            let cause = core.clean_up(cleanup).await;
+            ticket.finish(cause);
+        });
+    }
+
+    /// Does what `cleanup` says; returns the error that left something behind, if any.
+    async fn clean_up(&self, cleanup: Cleanup) -> Option<LockError> {
+        let Cleanup {
+            key,
+            wire,
+            token,
+            waiter,
+            within,
+        } = cleanup;
+        let mut cause = None;
+        if let Some(token) = token {
+            let give_up = Instant::now() + within;
+            loop {
+                match self.store().release(&wire, &token).await {
+                    Err(err) if err.is_timeout() && Instant::now() < give_up => {}
+                    Ok(_) => break,
+                    Err(err) => {
+                        let err = lock_error(err, &key);
+                        let error = ErrorChain(&err);
+                        tracing::warn!(key = ?key, error = %error, "background release failed; the lock expires on its own");
+                        cause = Some(err);
+                        break;
                     }
                 }
             }
-            if let Some(waiter) = waiter {
-                let _ = core.store().cancel_wait(&wire, &waiter).await;
+        }
+        if let Some(waiter) = waiter
+            && let Err(err) = self.store().cancel_wait(&wire, &waiter).await
+        {
+            let err = lock_error(err, &key);
+            let error = ErrorChain(&err);
+            tracing::debug!(key = ?key, error = %error, "waiter registration left to expire");
+            cause = cause.or(Some(err));
+        }
+        cause
+    }
+}
+
+impl Core {
+    /// Closes the client: new calls are refused (releases excepted), waiting acquisitions give
+    /// up, each guard still held has its renewal stopped, its lease ended as
+    /// [`LossReason::Closed`] and its lock released; then waits, until the command timeout has
+    /// passed, for every background cleanup in flight (those just sent, and earlier ones).
+    pub(crate) async fn close(self: &Arc<Self>) -> Result<(), CloseError> {
+        let deadline = Instant::now() + self.config.command_timeout;
+        let holds = self.registry.close();
+        if !holds.is_empty() {
+            let runtime = Handle::current();
+            for hold in holds {
+                let within = hold.end(LossReason::Closed);
+                let Held { key, wire, token } = &*hold.held;
+                let cleanup = Cleanup {
+                    key: key.clone(),
+                    wire: wire.clone(),
+                    token: Some(token.clone()),
+                    waiter: None,
+                    within,
+                };
+                self.spawn_cleanup(&runtime, cleanup);
             }
-        });
+        }
+        let left = self.registry.settle(deadline).await;
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(CloseError::new(left))
+        }
+    }
+
+    /// Whether anything is still in flight in the background.
+    pub(crate) fn busy(&self) -> bool {
+        self.registry.busy()
     }
 }
 
 /// What an acquisition may have left in the store while it runs: a lock that may hold our
 /// token (an attempt in flight, or granted but not yet handed over as a guard) and a waiter
 /// registration. Dropped while either is set, it sends a [`Cleanup`] to the background, so an
-/// acquisition that fails, gives up or is cancelled leaves nothing behind.
+/// acquisition that fails, gives up or is cancelled leaves nothing behind. While it lives, the
+/// client counts an acquisition in progress, which `close` waits for.
 pub(crate) struct Leftovers<'a> {
     core: &'a Arc<Core>,
+    key: &'a str,
     wire: &'a str,
     /// The token, when a lock holding it is ours to delete: it was made here. A token the
     /// caller chose may also stand for another lock of the caller's; that one is left alone.
@@ -73,11 +141,14 @@ pub(crate) struct Leftovers<'a> {
 }
 
 impl<'a> Leftovers<'a> {
-    /// Nothing left yet at `wire`, for a lock that would hold `ours` (if it is ours to delete)
-    /// for at most `within`, and for the waiter `waiter`, if the acquisition waits.
-    pub(crate) fn at(core: &'a Arc<Core>, wire: &'a str, within: Duration) -> Self {
+    /// Nothing left yet at `key` (`wire` on the wire), for a lock that would hold `ours` (if it
+    /// is ours to delete) for at most `within`, and for the waiter `waiter`, if the acquisition
+    /// waits.
+    pub(crate) fn at(core: &'a Arc<Core>, key: &'a str, wire: &'a str, within: Duration) -> Self {
+        core.registry.enter();
         Self {
             core,
+            key,
             wire,
             ours: None,
             waiter: None,
@@ -109,6 +180,13 @@ impl<'a> Leftovers<'a> {
 
 impl Drop for Leftovers<'_> {
     fn drop(&mut self) {
+        self.send_cleanup();
+        self.core.registry.leave();
+    }
+}
+
+impl Leftovers<'_> {
+    fn send_cleanup(&self) {
         let token = self.ours.filter(|_| self.in_flight).map(str::to_owned);
         let waiter = self.waiter.filter(|_| self.registered).map(str::to_owned);
         if token.is_none() && waiter.is_none() {
@@ -118,6 +196,7 @@ impl Drop for Leftovers<'_> {
             return;
         };
         let cleanup = Cleanup {
+            key: self.key.to_owned(),
             wire: self.wire.to_owned(),
             token,
             waiter,

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::runtime::Handle;
-use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::cleanup::Cleanup;
-use super::lease::Lease;
-use super::renew::{Held, Renewal, watchdog};
+use super::lease::{Held, Lease};
+use super::registry::Hold;
+use super::renew::{Renewal, watchdog};
 use super::{Core, Op, owned};
-use crate::error::{LockError, LossReason, Result};
+use crate::error::{LockError, LossReason, Result, UnavailableReason};
 use crate::store::Owned;
 
 /// A held lock: a lease on a key that ends when it is released, when its deadline passes
@@ -38,9 +38,21 @@ use crate::store::Owned;
 ///
 /// # Drop behaviour
 ///
-/// Dropping a held guard stops its renewal at once and sends a best-effort release in the
-/// background on the runtime it was acquired on; it never blocks and never panics. If that
-/// runtime is gone, the lock simply expires at the end of its ttl.
+/// Dropping a held guard stops its renewal at once and sends its release to the background, on
+/// the runtime it was acquired on; it never blocks and never panics (a `debug` event says so).
+/// The release then needs that runtime to run a little longer: a runtime that shuts down right
+/// after, as `#[tokio::main]` does when `main` returns, drops it unsent, and the lock stays
+/// until its ttl runs out. There is no async `Drop` that could outlive the runtime. So a
+/// program that ends does one of:
+///
+/// - [`release`](Self::release)`.await` each guard (the documented way to end one);
+/// - [`RedisLock::with_lock`](crate::RedisLock::with_lock), which releases for you;
+/// - [`RedisLock::close`](crate::RedisLock::close)`.await` before `main` returns: it waits for
+///   the background releases of dropped guards and releases what the live ones still hold.
+///
+/// A program that does none of these leaves its lock for one lease (its next run, or any other
+/// worker, finds it [`Locked`](LockError::Locked) until then). The blocking guard
+/// ([`blocking::LockGuard`](crate::blocking::LockGuard)) releases on drop before it returns.
 ///
 /// # Examples
 ///
@@ -55,51 +67,67 @@ use crate::store::Owned;
 #[must_use = "dropping the guard releases the lock in the background; keep it while working"]
 pub struct LockGuard {
     core: Arc<Core>,
-    key: String,
-    wire: String,
-    token: String,
+    held: Arc<Held>,
+    /// This guard's entry in the client's registry.
+    id: u64,
     fence: Option<u64>,
     lease: Arc<Lease>,
-    watchdog: Option<AbortHandle>,
+    renews: bool,
     runtime: Option<Handle>,
-    done: bool,
     replicas: Option<u32>,
 }
 
 impl LockGuard {
+    /// Makes the guard of a granted lock: starts its watchdog (if `renewal`) and registers it
+    /// with the client. Refused with [`Shutdown`](UnavailableReason::Shutdown) once the client
+    /// is closed (the caller then releases the lock).
     pub(crate) fn new(
         core: Arc<Core>,
         held: Held,
         fence: Option<u64>,
         lease: Arc<Lease>,
         renewal: Option<Renewal>,
-    ) -> Self {
+    ) -> Result<Self> {
+        let held = Arc::new(held);
         let runtime = Handle::try_current().ok();
         let watchdog = match (&runtime, renewal) {
             (Some(runtime), Some(renewal)) => {
-                let renewed = Held {
-                    key: held.key.clone(),
-                    wire: held.wire.clone(),
-                    token: held.token.clone(),
-                };
-                let task = watchdog(Arc::clone(&core), renewed, Arc::clone(&lease), renewal);
+                let task = watchdog(
+                    Arc::clone(&core),
+                    Arc::clone(&held),
+                    Arc::clone(&lease),
+                    renewal,
+                );
                 Some(runtime.spawn(task).abort_handle())
             }
             _ => None,
         };
-        let Held { key, wire, token } = held;
-        Self {
+        let renews = watchdog.is_some();
+        let hold = Hold {
+            held: Arc::clone(&held),
+            lease: Arc::clone(&lease),
+            watchdog,
+        };
+        let id = match core.registry().hold(hold) {
+            Ok(id) => id,
+            Err(hold) => {
+                hold.end(LossReason::Closed);
+                return Err(LockError::Unavailable {
+                    reason: UnavailableReason::Shutdown,
+                    source: None,
+                });
+            }
+        };
+        Ok(Self {
             core,
-            key,
-            wire,
-            token,
+            held,
+            id,
             fence,
             lease,
-            watchdog,
+            renews,
             runtime,
-            done: false,
             replicas: None,
-        }
+        })
     }
 
     pub(crate) fn set_replicas(&mut self, replicas: Option<u32>) {
@@ -141,7 +169,7 @@ impl LockGuard {
     /// ```
     #[must_use]
     pub fn key(&self) -> &str {
-        &self.key
+        &self.held.key
     }
 
     /// Returns the token the key holds: what `release_lock` or another process (a Node worker,
@@ -157,7 +185,7 @@ impl LockGuard {
     /// ```
     #[must_use]
     pub fn token(&self) -> &str {
-        &self.token
+        &self.held.token
     }
 
     /// Returns the fencing token, when asked for with
@@ -305,9 +333,10 @@ impl LockGuard {
             return Err(self.lost_error(reason));
         }
         let start = Instant::now();
-        let extend = self.core.store().extend(&self.wire, &self.token, ttl);
-        let outcome = self.core.call(Op::Extend, &self.key, extend).await?;
-        match owned(outcome, &self.key) {
+        let Held { key, wire, token } = &*self.held;
+        let extend = self.core.store().extend(wire, token, ttl);
+        let outcome = self.core.call(Op::Extend, key, extend).await?;
+        match owned(outcome, key) {
             Ok(()) => {
                 self.lease.renewed(start, ttl);
                 Ok(self.remaining())
@@ -345,26 +374,38 @@ impl LockGuard {
     /// guard.release().await?;
     /// # Ok(()) }
     /// ```
-    pub async fn release(mut self) -> Result<()> {
-        self.done = true;
-        self.stop_watchdog();
+    pub async fn release(self) -> Result<()> {
+        self.release_held().await
+    }
+
+    /// [`release`](Self::release), for a guard that is shared (the blocking face's): the
+    /// first call releases, later ones find the lease ended.
+    pub(crate) async fn release_held(&self) -> Result<()> {
+        let Some(hold) = self.core.registry().take(self.id) else {
+            // The client was closed, which released the lock.
+            let reason = self.lease.ended().unwrap_or(LossReason::Closed);
+            return Err(self.lost_error(reason));
+        };
+        hold.stop();
         let ended_when_sent = self.lease.ended();
-        let release = self.core.store().release(&self.wire, &self.token);
-        let outcome = self.core.call(Op::Release, &self.key, release).await;
+        let Held { key, wire, token } = &*self.held;
+        let release = self.core.store().release(wire, token);
+        let outcome = self.core.call(Op::Release, key, release).await;
         let lost_before = self.lease.ended();
         self.lease.end(LossReason::Released);
         match (outcome?, ended_when_sent) {
             // A retry found the key gone after a try whose answer was lost: that try released
             // it if the lease still held when it was sent; otherwise the lease was lost first.
             (Owned::Vanished, Some(reason)) => Err(self.lost_error(reason)),
-            (outcome, _) => owned(outcome, &self.key)
+            (outcome, _) => owned(outcome, key)
                 .map_err(|err| self.lease_error(err, lost_before.unwrap_or(LossReason::Deleted))),
         }
     }
 
     /// Lets go of the guard without releasing the lock: renewal stops, and the lock stays until
     /// its expiry or until someone releases it with the returned token (a CLI call, another
-    /// process). Returns the token.
+    /// process). Returns the token. (If the client was closed first, the close already
+    /// released the lock.)
     ///
     /// # Examples
     ///
@@ -377,11 +418,11 @@ impl LockGuard {
     /// # Ok(()) }
     /// ```
     #[must_use = "the token is the only way to release the lock before it expires"]
-    pub fn detach(mut self) -> String {
-        self.done = true;
-        self.stop_watchdog();
-        self.lease.end(LossReason::Released);
-        std::mem::take(&mut self.token)
+    pub fn detach(self) -> String {
+        if let Some(hold) = self.core.registry().take(self.id) {
+            hold.end(LossReason::Released);
+        }
+        self.held.token.clone()
     }
 
     /// How the lease ended, if it has.
@@ -391,7 +432,7 @@ impl LockGuard {
 
     fn lost_error(&self, reason: LossReason) -> LockError {
         LockError::Lost {
-            key: self.key.clone(),
+            key: self.held.key.clone(),
             reason,
         }
     }
@@ -404,42 +445,46 @@ impl LockGuard {
             other => other,
         }
     }
-
-    fn stop_watchdog(&mut self) {
-        if let Some(watchdog) = self.watchdog.take() {
-            watchdog.abort();
-        }
-    }
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        if self.done {
+        // Gone already if released, detached, or taken by a close.
+        let Some(hold) = self.core.registry().take(self.id) else {
             return;
+        };
+        let within = hold.end(LossReason::Released);
+        let Some(runtime) = &self.runtime else {
+            return;
+        };
+        let Held { key, wire, token } = &*self.held;
+        if !within.is_zero() {
+            tracing::debug!(
+                key = ?key,
+                "guard dropped while held: its lock is released in the background; \
+                 release the guard, or await RedisLock::close() before the program ends, \
+                 to be sure it is"
+            );
         }
-        self.stop_watchdog();
-        let within = self.remaining();
-        self.lease.end(LossReason::Released);
-        if let Some(runtime) = &self.runtime {
-            let cleanup = Cleanup {
-                wire: std::mem::take(&mut self.wire),
-                token: Some(std::mem::take(&mut self.token)),
-                waiter: None,
-                within,
-            };
-            self.core.spawn_cleanup(runtime, cleanup);
-        }
+        let cleanup = Cleanup {
+            key: key.clone(),
+            wire: wire.clone(),
+            token: Some(token.clone()),
+            waiter: None,
+            within,
+        };
+        self.core.spawn_cleanup(runtime, cleanup);
     }
 }
 
 impl fmt::Debug for LockGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockGuard")
-            .field("key", &self.key)
+            .field("key", &self.held.key)
             .field("token", &"<redacted>")
             .field("fencing_token", &self.fence)
             .field("held", &self.is_held())
-            .field("renewing", &self.watchdog.is_some())
+            .field("renewing", &self.renews)
             .finish()
     }
 }

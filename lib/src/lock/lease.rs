@@ -1,4 +1,5 @@
-//! The state of a held lease, shared by its guard, its watchdog and anyone awaiting its loss.
+//! A held lock ([`Held`]) and the state of its lease, shared by its guard, its watchdog and
+//! anyone awaiting its loss.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -9,6 +10,14 @@ use tokio::time::Instant;
 
 use crate::drift::drift;
 use crate::error::LossReason;
+
+/// A held lock: its key as the caller gave it, its wire key and its token (shared by its guard,
+/// its watchdog and the client's registry).
+pub(crate) struct Held {
+    pub(crate) key: String,
+    pub(crate) wire: String,
+    pub(crate) token: String,
+}
 
 /// The instant a lease granted by a command sent at `start` stops being trusted.
 pub(crate) fn valid_until(start: Instant, ttl: Duration, factor: f64) -> Instant {

@@ -6,6 +6,7 @@
 //! - `acquire`: waiting, woken on release, and taking a lock as a guard;
 //! - `cleanup`: the one background path that undoes what an acquisition or a dropped guard
 //!   left in the store;
+//! - `registry`: what a client has going (live guards, background cleanups), for closing it;
 //! - `guard`, `lease`, `renew`: a held lease, its state and its renewal watchdog;
 //! - `options`, `params`, `retry`, `token`: the value types the faces pass in.
 //!
@@ -23,6 +24,7 @@ use crate::error::{InvalidInput, LockError, Result, UnavailableReason};
 use crate::report::ErrorChain;
 use crate::status::LockStatus;
 use crate::store::{Expiry, Owned, Store, StoreError, StoreResult, Traits};
+use registry::Registry;
 
 pub(crate) mod acquire;
 pub(crate) mod attempt;
@@ -31,6 +33,7 @@ pub(crate) mod guard;
 pub(crate) mod lease;
 pub(crate) mod options;
 pub(crate) mod params;
+pub(crate) mod registry;
 pub(crate) mod renew;
 pub(crate) mod retry;
 pub(crate) mod token;
@@ -124,16 +127,25 @@ impl Op {
     }
 }
 
-/// What a client shares between its clones, its guards and its background tasks: the store
-/// and the settings.
+/// What a client shares between its clones, its guards and its background tasks: the store,
+/// the settings, and the registry of what is held and in flight.
 pub(crate) struct Core {
     store: Box<dyn Store>,
     config: Config,
+    registry: Arc<Registry>,
 }
 
 impl Core {
     pub(crate) fn new(store: Box<dyn Store>, config: Config) -> Arc<Self> {
-        Arc::new(Self { store, config })
+        Arc::new(Self {
+            store,
+            config,
+            registry: Arc::default(),
+        })
+    }
+
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     pub(crate) fn config(&self) -> &Config {
@@ -212,12 +224,20 @@ impl Core {
 
     /// Runs one store call (which ends within the command timeout), maps its error to what
     /// happened to the lock or to the connection, and logs a backend error with its cause.
+    /// Once the client is closed, only releases are sent; the rest fail with
+    /// [`Shutdown`](UnavailableReason::Shutdown).
     pub(crate) async fn call<T>(
         &self,
         op: Op,
         key: &str,
         fut: impl Future<Output = StoreResult<T>>,
     ) -> Result<T> {
+        if op != Op::Release && self.registry.is_closed() {
+            return Err(LockError::Unavailable {
+                reason: UnavailableReason::Shutdown,
+                source: None,
+            });
+        }
         fut.await.map_err(|err| {
             let err = lock_error(err, key);
             if err.is_backend() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::lease::Lease;
+use super::lease::{Held, Lease};
 use super::{Core, Op};
 use crate::error::LossReason;
 use crate::store::{Owned, bounded};
@@ -22,18 +22,16 @@ pub(crate) struct Renewal {
     pub(crate) hold_until: Instant,
 }
 
-/// The lock a watchdog renews: its key as the caller gave it, its wire key and its token.
-pub(crate) struct Held {
-    pub(crate) key: String,
-    pub(crate) wire: String,
-    pub(crate) token: String,
-}
-
 /// Renews the lease until the guard stops this task (release or drop), the lease ends, or
 /// `hold_until` is reached (then the lease runs out and is reported as
 /// [`LossReason::MaxHold`]).
-pub(crate) async fn watchdog(core: Arc<Core>, held: Held, lease: Arc<Lease>, renewal: Renewal) {
-    let Held { key, wire, token } = held;
+pub(crate) async fn watchdog(
+    core: Arc<Core>,
+    held: Arc<Held>,
+    lease: Arc<Lease>,
+    renewal: Renewal,
+) {
+    let Held { key, wire, token } = &*held;
     let Renewal {
         ttl,
         interval,
@@ -45,7 +43,7 @@ pub(crate) async fn watchdog(core: Arc<Core>, held: Held, lease: Arc<Lease>, ren
         // Woke up too late (paused, starved) or renewals kept failing: the lease is gone,
         // reported as what the deadline was set to mean.
         if let Some(reason) = lease.ended() {
-            if reason != LossReason::Released {
+            if !matches!(reason, LossReason::Released | LossReason::Closed) {
                 tracing::warn!(key = ?key, %reason, "lease lost");
             }
             return;
@@ -62,15 +60,15 @@ pub(crate) async fn watchdog(core: Arc<Core>, held: Held, lease: Arc<Lease>, ren
         }
         // No renewal may outlast the lease it renews.
         let budget = lease.valid_until().saturating_duration_since(now);
-        let attempt = bounded(budget, core.store().extend(&wire, &token, ttl));
-        match core.call(Op::Renew, &key, attempt).await {
+        let attempt = bounded(budget, core.store().extend(wire, token, ttl));
+        match core.call(Op::Renew, key, attempt).await {
             // (`Vanished` answers a release, never an extend.)
             Ok(Owned::Done | Owned::Vanished) => {
                 lease.renewed(now, ttl);
                 next = now + interval;
             }
-            Ok(Owned::NotHeld) => return report(&lease, &key, LossReason::Deleted),
-            Ok(Owned::NotOwner) => return report(&lease, &key, LossReason::TakenOver),
+            Ok(Owned::NotHeld) => return report(&lease, key, LossReason::Deleted),
+            Ok(Owned::NotOwner) => return report(&lease, key, LossReason::TakenOver),
             Err(_logged) => {
                 // Tried again until the deadline.
                 lease.at_deadline(LossReason::Unavailable);
