@@ -1,5 +1,6 @@
 //! `redislock`: a distributed flock(1) on Redis. See `redislock --help` and the README.
 
+mod child;
 mod cli;
 mod commands;
 mod duration;

@@ -1,23 +1,29 @@
-//! `redislock run`: hold a renewed lock while a command runs.
+//! `redislock run`: hold a renewed lock while a command runs, and the command never outlives
+//! the lock. The command is a process group of its own (see `child`): stopped as a whole when
+//! the lease is lost or the maximum hold is reached, killed with redislock if redislock dies,
+//! and waited for as a whole (a process it leaves behind in its group keeps the lock held).
 
-use std::io::ErrorKind;
-use std::os::unix::process::ExitStatusExt;
-use std::process::ExitStatus;
+use std::task::Poll;
 use std::time::Duration;
 
 use ac_redislock::{AcquireOptions, LockError, LockGuard, RedisLock};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-use tokio::process::{Child, Command};
+use nix::sys::signal::Signal;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::time::Instant;
 
+use crate::child::{Event, Group, Reaper, Terminal};
 use crate::cli::{Global, RunArgs};
 use crate::exit::Exit;
-use crate::report::{fail, print_error, report_conflict};
+use crate::report::{fail, human, print_error, report_conflict};
 use crate::spinner::Spinner;
 
 /// With no `--max-hold`, renew for as long as the command runs (a century).
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// The shortest lease `run` takes. The lease is renewed every third of it; below this, one
+/// slow renewal (a busy machine, a slow network) and the time to stop the command can eat a
+/// whole lease, and the command would be stopped as for a lost lease.
+const MIN_TTL: Duration = Duration::from_millis(100);
 
 pub(crate) async fn run(locks: &RedisLock, global: &Global, args: RunArgs) -> Exit {
     let RunArgs {
@@ -31,9 +37,18 @@ pub(crate) async fn run(locks: &RedisLock, global: &Global, args: RunArgs) -> Ex
         max_hold,
         command,
     } = args;
-    // Listen for signals before anything else, so none is lost between the lock and the child.
-    let mut signals = match Signals::new() {
-        Ok(signals) => signals,
+    if ttl < MIN_TTL {
+        eprintln!(
+            "redislock: error: --ttl {} is below run's minimum of {}: the lease is renewed every \
+             third of it, and a shorter one can run out between two renewals",
+            human(ttl),
+            human(MIN_TTL)
+        );
+        return Exit::Usage;
+    }
+    // Listen before anything else, so no signal and no child's exit is missed.
+    let (mut signals, mut reaper) = match Signals::new().and_then(|s| Ok((s, Reaper::new()?))) {
+        Ok(both) => both,
         Err(err) => {
             print_error(&err);
             return Exit::Backend;
@@ -45,83 +60,131 @@ pub(crate) async fn run(locks: &RedisLock, global: &Global, args: RunArgs) -> Ex
         .auto_renew(true)
         .max_hold(max_hold.unwrap_or(FOREVER))
         .fencing(fencing);
+    // The first signal ends the wait: nothing is started, and the waiter's registration is
+    // withdrawn (the acquisition, dropped, does it; the client's close waits for it).
+    let acquire = async {
+        tokio::select! {
+            acquired = locks.acquire_with(&key, options) => Ok(acquired),
+            signal = signals.next() => Err(signal),
+        }
+    };
     let acquired = if nonblock {
-        locks.try_acquire_with(&key, options).await
+        acquire.await
     } else {
         Spinner::new(locks, &key, global.quiet)
-            .around(locks.acquire_with(&key, options))
+            .around(acquire)
             .await
     };
     let guard = match acquired {
-        Ok(guard) => guard,
-        Err(LockError::Locked { .. }) => return report_conflict(locks, &key, conflict).await,
-        Err(err) => return fail(&err, conflict),
+        Ok(Ok(guard)) => guard,
+        Ok(Err(LockError::Locked { .. })) => return report_conflict(locks, &key, conflict).await,
+        Ok(Err(err)) => return fail(&err, conflict),
+        Err(signal) => {
+            if !global.quiet {
+                eprintln!("redislock: {signal} while waiting for {key:?}: the command was not run");
+            }
+            return Exit::Signal(signal as i32);
+        }
     };
+    let hold_until = max_hold.map(|max_hold| Instant::now() + max_hold);
 
-    let mut child = match spawn(&command, &guard) {
-        Ok(child) => child,
+    let env = [
+        ("REDISLOCK_KEY", Some(guard.key().to_owned())),
+        ("REDISLOCK_TOKEN", Some(guard.token().to_owned())),
+        (
+            "REDISLOCK_FENCE",
+            guard.fencing_token().map(|f| f.to_string()),
+        ),
+    ];
+    let mut group = match Group::spawn(&command, &env, Terminal::foreground()) {
+        Ok(group) => group,
         Err(err) => {
             eprintln!("redislock: error: cannot run {:?}: {err}", command[0]);
             release(guard).await;
             return match err.kind() {
-                ErrorKind::NotFound => Exit::CommandNotFound,
+                std::io::ErrorKind::NotFound => Exit::CommandNotFound,
                 _ => Exit::CannotExecute,
             };
         }
     };
+
     let lost = guard.lost();
     tokio::pin!(lost);
-    loop {
-        tokio::select! {
-            status = child.wait() => {
-                let exit = match status {
-                    Ok(status) => exit_of(status),
-                    Err(err) => {
-                        print_error(&err);
-                        Exit::Backend
-                    }
-                };
-                return match guard.release().await {
-                    Ok(()) => exit,
-                    Err(err @ LockError::Lost { .. }) | Err(err @ LockError::NotOwner { .. }) => {
-                        // The command finished, but the lease did not hold all along.
-                        print_error(&err);
-                        Exit::LeaseLost
-                    }
-                    Err(err) => {
-                        if !global.quiet {
-                            eprintln!(
-                                "redislock: note: the lock will expire on its own: release failed"
-                            );
+    let max_hold_reached = async {
+        match hold_until {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(max_hold_reached);
+    let mut left_behind_noted = false;
+    // Until the command has ended, and every process it left in its group too.
+    let exit = loop {
+        let stop_why = tokio::select! {
+            event = group.next(&mut reaper), if group.ended().is_none() => match event {
+                Event::Exited(_) => None,
+                Event::Stopped(signal) => {
+                    if group.suspend(signal) {
+                        // Continued: the lease may have run out while redislock was stopped.
+                        if guard.is_held() {
+                            group.resume();
+                            None
+                        } else {
+                            Some("the lease ran out while the command was suspended".to_owned())
                         }
-                        print_error(&err);
-                        exit
+                    } else {
+                        None
                     }
-                };
+                }
+            },
+            () = tokio::time::sleep(Duration::from_millis(20)), if group.ended().is_some() => None,
+            signal = signals.next() => {
+                group.signal(signal);
+                None
             }
-            signal = signals.next() => forward(&child, signal),
-            reason = &mut lost => {
-                eprintln!(
-                    "redislock: error: the lease on {key:?} was lost ({reason}); stopping the command"
-                );
-                stop(&mut child, grace).await;
-                release(guard).await;
-                return Exit::LeaseLost;
+            reason = &mut lost => Some(format!("the lease on {key:?} was lost ({reason})")),
+            () = &mut max_hold_reached => Some(format!(
+                "the maximum hold time ({}) was reached",
+                human(max_hold.unwrap_or_default())
+            )),
+        };
+        if let Some(why) = stop_why {
+            eprintln!("redislock: error: {why}; stopping the command");
+            group.stop(&reaper, grace).await;
+            drop(group);
+            release(guard).await;
+            return Exit::LeaseLost;
+        }
+        let Some(exit) = group.ended() else {
+            continue;
+        };
+        if !group.alive(&reaper) {
+            break exit;
+        }
+        if !left_behind_noted && !global.quiet {
+            eprintln!(
+                "redislock: note: the command exited; the lock is held until the processes it \
+                 left in its process group end"
+            );
+        }
+        left_behind_noted = true;
+    };
+    drop(group);
+    match guard.release().await {
+        Ok(()) => exit,
+        Err(err @ (LockError::Lost { .. } | LockError::NotOwner { .. })) => {
+            // The command finished, but the lease did not hold all along.
+            print_error(&err);
+            Exit::LeaseLost
+        }
+        Err(err) => {
+            if !global.quiet {
+                eprintln!("redislock: note: the lock will expire on its own: release failed");
             }
+            print_error(&err);
+            exit
         }
     }
-}
-
-fn spawn(command: &[String], guard: &LockGuard) -> std::io::Result<Child> {
-    let mut cmd = Command::new(&command[0]);
-    cmd.args(&command[1..])
-        .env("REDISLOCK_KEY", guard.key())
-        .env("REDISLOCK_TOKEN", guard.token());
-    match guard.fencing_token() {
-        Some(fence) => cmd.env("REDISLOCK_FENCE", fence.to_string()),
-        None => cmd.env_remove("REDISLOCK_FENCE"),
-    };
-    cmd.spawn()
 }
 
 /// Releases at the end of a failed run; a failure only means the lock expires on its own.
@@ -129,70 +192,43 @@ async fn release(guard: LockGuard) {
     let _ = guard.release().await;
 }
 
-fn exit_of(status: ExitStatus) -> Exit {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => Exit::Child(u8::try_from(code).unwrap_or(u8::MAX)),
-        (None, Some(signal)) => Exit::Signal(signal),
-        (None, None) => Exit::Backend,
-    }
-}
-
-fn pid_of(child: &Child) -> Option<Pid> {
-    child
-        .id()
-        .and_then(|id| i32::try_from(id).ok())
-        .map(Pid::from_raw)
-}
-
-fn forward(child: &Child, signal: Signal) {
-    if signal == Signal::SIGINT && in_foreground() {
-        // Ctrl-C on the terminal already reached the command: it is in our process group.
-        return;
-    }
-    if let Some(pid) = pid_of(child) {
-        let _ = kill(pid, signal);
-    }
-}
-
-/// Whether this process is in the terminal's foreground process group.
-fn in_foreground() -> bool {
-    nix::unistd::tcgetpgrp(std::io::stdin()).is_ok_and(|group| group == nix::unistd::getpgrp())
-}
-
-/// SIGTERM, then SIGKILL if the command has not ended after `grace`.
-async fn stop(child: &mut Child, grace: Duration) {
-    if let Some(pid) = pid_of(child) {
-        let _ = kill(pid, Signal::SIGTERM);
-    }
-    if tokio::time::timeout(grace, child.wait()).await.is_err() {
-        let _ = child.kill().await;
-    }
-}
-
-/// The signals passed on to the command.
+/// The signals redislock handles: while it waits, the first ends the wait; while the command
+/// runs, each is passed on to the command's process group. Together they are every signal
+/// whose default would end redislock and that a process can catch (SIGPIPE is ignored, as in
+/// every Rust program; SIGKILL cannot be caught, and takes the command down with it).
 struct Signals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-    quit: tokio::signal::unix::Signal,
+    streams: Vec<(Signal, tokio::signal::unix::Signal)>,
 }
 
 impl Signals {
+    const HANDLED: [Signal; 7] = [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGALRM,
+    ];
+
     fn new() -> std::io::Result<Self> {
-        Ok(Self {
-            int: signal(SignalKind::interrupt())?,
-            term: signal(SignalKind::terminate())?,
-            hup: signal(SignalKind::hangup())?,
-            quit: signal(SignalKind::quit())?,
-        })
+        let streams = Self::HANDLED
+            .into_iter()
+            .map(|sig| Ok((sig, signal(SignalKind::from_raw(sig as i32))?)))
+            .collect::<std::io::Result<_>>()?;
+        Ok(Self { streams })
     }
 
+    /// The next signal received.
     async fn next(&mut self) -> Signal {
-        tokio::select! {
-            _ = self.int.recv() => Signal::SIGINT,
-            _ = self.term.recv() => Signal::SIGTERM,
-            _ = self.hup.recv() => Signal::SIGHUP,
-            _ = self.quit.recv() => Signal::SIGQUIT,
-        }
+        std::future::poll_fn(|cx| {
+            for (sig, stream) in &mut self.streams {
+                if stream.poll_recv(cx).is_ready() {
+                    return Poll::Ready(*sig);
+                }
+            }
+            Poll::Pending
+        })
+        .await
     }
 }

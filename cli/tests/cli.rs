@@ -1,57 +1,17 @@
 //! The real `redislock` binary against a real redis-server started here.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ac_redislock_testsupport::{cluster, server};
 use cluster::Cluster;
+use common::{code, key, redislock, run, stderr, stdout, wait_until_held};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use server::{Listen, RedisServer};
-
-fn server() -> &'static RedisServer {
-    static SERVER: OnceLock<RedisServer> = OnceLock::new();
-    SERVER.get_or_init(|| {
-        let base = server::per_process_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), "cli");
-        RedisServer::try_start(Listen::Unix, &[], Some(&base))
-            .unwrap_or_else(|err| panic!("could not start redis-server: {err}"))
-    })
-}
-
-fn key(what: &str) -> String {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "cli:{what}:{}:{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// `redislock` with REDIS_URL pointing at the test server.
-fn redislock() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_redislock"));
-    cmd.env("REDIS_URL", server().url()).stdin(Stdio::null());
-    cmd
-}
-
-fn run(args: &[&str]) -> Output {
-    redislock().args(args).output().unwrap()
-}
-
-fn code(output: &Output) -> i32 {
-    output.status.code().unwrap_or(-1)
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
+use server::RedisServer;
 
 /// One line on stderr, with the prefix, and no panic.
 fn assert_one_line_error(output: &Output, want_code: i32, want_text: &str) {
@@ -337,7 +297,9 @@ fn bad_input_is_one_clear_line_with_the_right_code() {
     let out = run(&["run", "", "--", "true"]);
     assert_one_line_error(&out, 2, "the key is empty");
     let out = run(&["run", &key("ttl0"), "--ttl", "0", "--", "true"]);
-    assert_one_line_error(&out, 2, "expiry");
+    assert_one_line_error(&out, 2, "below run's minimum of 100ms");
+    let out = run(&["run", &key("ttl5ms"), "--ttl", "5ms", "--", "true"]);
+    assert_one_line_error(&out, 2, "--ttl 5ms is below run's minimum of 100ms");
     let out = run(&["lock", &key("ttl0"), "--ttl", "0s"]);
     assert_one_line_error(&out, 2, "expiry");
     let out = run(&["--url", "http://user:hunter2@example.com/", "lock", "k"]);
@@ -380,15 +342,6 @@ fn every_subcommand_has_help_with_an_example() {
         let help = stdout(&out);
         assert!(help.contains("Example"), "{sub}: {help}");
         assert!(help.contains(&format!("redislock {sub}")), "{sub}: {help}");
-    }
-}
-
-/// Waits (up to 10 s) until `key` is held.
-fn wait_until_held(key: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while code(&run(&["get", key])) != 0 {
-        assert!(Instant::now() < deadline, "{key} never got locked");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
