@@ -23,9 +23,9 @@ Examples:
   redislock --sentinel mymaster --url redis://sentinel1:26379 run job -- ./job
 
 Exit codes: 0 ok; 1 held elsewhere or the wait ran out (-E changes it); 2 usage; 3 Redis
-unavailable or error; 4 lease lost during `run`; 5 not the owner (release, extend);
-126/127 command not executable / not found; 128+N command killed by signal N; otherwise the
-command's own code.")]
+unavailable or error, or stdout not writable; 4 lease lost during `run`; 5 not the owner
+(release, extend); 126/127 command not executable / not found; 128+N command killed by
+signal N; otherwise the command's own code.")]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: Global,
@@ -85,7 +85,9 @@ Examples:
     /// Take a lock and print its value (a fresh token unless --value is given).
     ///
     /// The lock stays until its ttl ends or it is released with that value. A held lock exits
-    /// with the conflict code and says for how long it is held.
+    /// with the conflict code and says for how long it is held. A value that
+    /// cannot be printed (stdout closed, or a pipe nobody reads) releases the lock at once and
+    /// exits with 3.
     #[command(after_help = "\
 Examples:
   TOKEN=$(redislock lock jobs:42 --ttl 5m)

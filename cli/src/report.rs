@@ -5,16 +5,28 @@
 //! It imports only [`crate::exit`], so any module can use it without importing back the
 //! modules that use it.
 
+use std::fmt::Display;
+use std::io::Write as _;
 use std::time::Duration;
 
 use ac_redislock::{ErrorChain, LockError, LockStatus, RedisLock};
 
 use crate::exit::Exit;
 
+/// `<error>: <cause>: ...` on one line, each cause once.
+pub(crate) fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+    ErrorChain(err).to_string().replace(['\n', '\r'], " ")
+}
+
+/// Prints `redislock: error: <text>` on stderr. A stderr that cannot be written is not
+/// reported anywhere, and never a panic.
+pub(crate) fn error_line(text: impl Display) {
+    let _ = writeln!(std::io::stderr().lock(), "redislock: error: {text}");
+}
+
 /// Prints `redislock: error: <error>: <cause>: ...` on one line, each cause once.
 pub(crate) fn print_error(err: &(dyn std::error::Error + 'static)) {
-    let line = ErrorChain(err).to_string();
-    eprintln!("redislock: error: {}", line.replace(['\n', '\r'], " "));
+    error_line(describe(err));
 }
 
 /// Reports a library error and picks the exit code.
@@ -29,7 +41,10 @@ pub(crate) async fn report_conflict(locks: &RedisLock, key: &str, conflict: u8) 
         Ok(LockStatus { ttl: Some(ttl), .. }) => format!(" (for {} more)", human(ttl)),
         _ => String::new(),
     };
-    eprintln!("redislock: {key:?} is locked by another owner{how_long}");
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "redislock: {key:?} is locked by another owner{how_long}"
+    );
     Exit::Conflict(conflict)
 }
 

@@ -1,0 +1,181 @@
+//! What the real `redislock` binary prints, and what it does when it cannot print: a closed or
+//! broken stdout (against a real redis-server).
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use ac_redislock_testsupport::server::{self, Listen, RedisServer};
+
+fn server() -> &'static RedisServer {
+    static SERVER: OnceLock<RedisServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let base = server::per_process_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), "messages");
+        RedisServer::try_start(Listen::Unix, &[], Some(&base))
+            .unwrap_or_else(|err| panic!("could not start redis-server: {err}"))
+    })
+}
+
+fn key(what: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "messages:{what}:{}:{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_redislock");
+
+/// `redislock` with REDIS_URL pointing at the test server.
+fn redislock() -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env("REDIS_URL", server().url()).stdin(Stdio::null());
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    redislock().args(args).output().unwrap()
+}
+
+/// `redislock ARGS` with the read end of its stdout pipe closed before it writes, as in
+/// `redislock lock k | true`.
+fn run_into_a_closed_pipe(args: &[&str]) -> Output {
+    let mut child = redislock()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+/// `redislock ARGS >&-`: started with its stdout closed.
+fn run_with_stdout_closed(args: &[&str]) -> Output {
+    Command::new("sh")
+        .args(["-c", "exec \"$0\" \"$@\" >&-", BIN])
+        .args(args)
+        .env("REDIS_URL", server().url())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().unwrap_or(-1)
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// The value Redis holds at `key`, read without the binary.
+fn held(key: &str) -> Option<String> {
+    let mut conn = redis::Client::open(server().url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    redis::cmd("GET").arg(key).query(&mut conn).unwrap()
+}
+
+/// One line on stderr, with the prefix, no panic, the code wanted; returns the line.
+fn one_error_line(output: &Output, want_code: i32) -> String {
+    let err = stderr(output);
+    assert_eq!(code(output), want_code, "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].starts_with("redislock: error: "), "{err}");
+    lines[0].to_owned()
+}
+
+/// Whether `text` has a word of 40 hex digits: a token `redislock` made.
+fn has_a_token(text: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_hexdigit())
+        .any(|word| word.len() == 40)
+}
+
+/// `lock` one attempt (the Node original's SET NX) and `lock --wait` (a guard, detached).
+const LOCK_PATHS: [&[&str]; 2] = [&[], &["--wait", "5s"]];
+
+#[test]
+fn a_lock_printed_into_a_closed_pipe_is_released_and_fails() {
+    for extra in LOCK_PATHS {
+        let k = key("pipe");
+        let out = run_into_a_closed_pipe(&[&["lock", &k, "--ttl", "30s"], extra].concat());
+        let line = one_error_line(&out, 3);
+        assert!(line.contains("cannot print to stdout"), "{line}");
+        assert!(line.contains("Broken pipe"), "{line}");
+        assert!(line.contains("the lock was released"), "{line}");
+        assert!(!has_a_token(&line), "a token on stderr: {line}");
+        assert_eq!(held(&k), None, "{extra:?}: the lock was kept");
+    }
+}
+
+#[test]
+fn a_lock_with_stdout_closed_is_released_and_fails() {
+    for extra in LOCK_PATHS {
+        let k = key("closed");
+        let out = run_with_stdout_closed(&[&["lock", &k, "--ttl", "30s"], extra].concat());
+        let line = one_error_line(&out, 3);
+        assert!(line.contains("cannot print to stdout"), "{line}");
+        assert!(line.contains("the lock was released"), "{line}");
+        assert!(!has_a_token(&line), "a token on stderr: {line}");
+        assert_eq!(held(&k), None, "{extra:?}: the lock was kept");
+    }
+    // A value given with --value is not printed on stderr either.
+    let k = key("closed-value");
+    let out = run_with_stdout_closed(&["lock", &k, "--value", "worker-7-secret"]);
+    let line = one_error_line(&out, 3);
+    assert!(!line.contains("worker-7-secret"), "{line}");
+    assert_eq!(held(&k), None);
+}
+
+#[test]
+fn a_lock_printed_to_dev_null_is_kept() {
+    // Sent to /dev/null on purpose, the value is written: the lock is the caller's.
+    let k = key("devnull");
+    let status = redislock()
+        .args(["lock", &k, "--value", "kept", "--ttl", "30s"])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(held(&k).as_deref(), Some("kept"));
+}
+
+#[test]
+fn get_and_status_fail_on_a_closed_stdout_and_leave_the_lock() {
+    let k = key("print");
+    assert_eq!(code(&run(&["lock", &k, "--value", "the-value-7"])), 0);
+    assert_eq!(stdout(&run(&["get", &k])), "the-value-7");
+    for args in [
+        vec!["get", &k],
+        vec!["status", &k],
+        vec!["status", &k, "--json"],
+    ] {
+        for out in [run_into_a_closed_pipe(&args), run_with_stdout_closed(&args)] {
+            let line = one_error_line(&out, 3);
+            assert!(line.contains("cannot print to stdout"), "{args:?}: {line}");
+            assert!(!line.contains("the-value-7"), "{args:?}: {line}");
+        }
+    }
+    assert_eq!(held(&k).as_deref(), Some("the-value-7"));
+    // extend and release print nothing on stdout: a closed one changes nothing for them.
+    let extend = ["extend", &k, "--value", "the-value-7", "--ttl", "20s"];
+    for out in [
+        run_into_a_closed_pipe(&extend),
+        run_with_stdout_closed(&extend),
+    ] {
+        assert_eq!((code(&out), stderr(&out)), (0, String::new()));
+    }
+    let out = run_with_stdout_closed(&["release", &k, "--value", "the-value-7"]);
+    assert_eq!((code(&out), stderr(&out)), (0, String::new()));
+    assert_eq!(held(&k), None);
+}
