@@ -62,7 +62,8 @@ pub(crate) struct Global {
     #[arg(long, global = true, value_name = "DURATION", default_value = "3s", value_parser = duration::parse)]
     pub(crate) timeout: Duration,
 
-    /// No progress line while waiting, no notes on stderr (errors are still printed).
+    /// Print nothing but errors: no progress line while waiting, no notes, no line for a lock
+    /// held elsewhere (its exit code tells it).
     #[arg(short, long, global = true)]
     pub(crate) quiet: bool,
 }
@@ -85,7 +86,7 @@ Examples:
     /// Take a lock and print its value (a fresh token unless --value is given).
     ///
     /// The lock stays until its ttl ends or it is released with that value. A held lock exits
-    /// with the conflict code and says for how long it is held. A value that
+    /// with the conflict code and says for how long it is held (not with -q). A value that
     /// cannot be printed (stdout closed, or a pipe nobody reads) releases the lock at once and
     /// exits with 3.
     #[command(after_help = "\

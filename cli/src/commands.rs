@@ -86,7 +86,9 @@ async fn lock(locks: &RedisLock, global: &Global, args: LockArgs) -> Exit {
             Ok(()) => Exit::Success,
             Err(err) => release_unprinted(locks, &key, value, &err).await,
         },
-        Err(LockError::Locked { .. }) => report_conflict(locks, &key, conflict_exit_code).await,
+        Err(LockError::Locked { .. }) => {
+            report_conflict(locks, &key, conflict_exit_code, global.quiet).await
+        }
         Err(err) => fail(&err, conflict_exit_code),
     }
 }

@@ -35,8 +35,18 @@ pub(crate) fn fail(err: &LockError, conflict: u8) -> Exit {
     Exit::for_error(err, conflict)
 }
 
-/// Says who holds `key` and for how long, for a conflict: never the holder's value.
-pub(crate) async fn report_conflict(locks: &RedisLock, key: &str, conflict: u8) -> Exit {
+/// Says who holds `key` and for how long, for a conflict: never the holder's value. A
+/// conflict is an outcome, not an error: with `quiet`, nothing is printed (and Redis is not
+/// asked for the time left).
+pub(crate) async fn report_conflict(
+    locks: &RedisLock,
+    key: &str,
+    conflict: u8,
+    quiet: bool,
+) -> Exit {
+    if quiet {
+        return Exit::Conflict(conflict);
+    }
     let how_long = match locks.status(key).await {
         Ok(LockStatus { ttl: Some(ttl), .. }) => format!(" (for {} more)", human(ttl)),
         _ => String::new(),

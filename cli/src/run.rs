@@ -54,7 +54,9 @@ pub(crate) async fn run(locks: &RedisLock, global: &Global, args: RunArgs) -> Ex
     };
     let guard = match acquired {
         Ok(guard) => guard,
-        Err(LockError::Locked { .. }) => return report_conflict(locks, &key, conflict).await,
+        Err(LockError::Locked { .. }) => {
+            return report_conflict(locks, &key, conflict, global.quiet).await;
+        }
         Err(err) => return fail(&err, conflict),
     };
 

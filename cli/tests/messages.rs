@@ -1,5 +1,5 @@
 //! What the real `redislock` binary prints, and what it does when it cannot print: a closed or
-//! broken stdout (against a real redis-server).
+//! broken stdout, `-q` (against a real redis-server).
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -178,4 +178,44 @@ fn get_and_status_fail_on_a_closed_stdout_and_leave_the_lock() {
     let out = run_with_stdout_closed(&["release", &k, "--value", "the-value-7"]);
     assert_eq!((code(&out), stderr(&out)), (0, String::new()));
     assert_eq!(held(&k), None);
+}
+
+#[test]
+fn quiet_silences_a_conflict_but_keeps_its_exit_code() {
+    let k = key("quiet");
+    let token = stdout(&run(&["lock", &k, "--ttl", "30s"]));
+    assert_eq!(token.len(), 40, "{token}");
+    let cases: [(&[&str], i32); 5] = [
+        (&["-q", "run", &k, "--nonblock", "--", "true"], 1),
+        (
+            &["--quiet", "run", &k, "--nonblock", "-E", "75", "--", "true"],
+            75,
+        ),
+        (&["-q", "run", &k, "--wait", "300ms", "--", "true"], 1),
+        (&["-q", "lock", &k], 1),
+        (&["lock", &k, "--wait", "300ms", "-q", "-E", "75"], 75),
+    ];
+    for (args, want) in cases {
+        let out = run(args);
+        assert_eq!(code(&out), want, "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{args:?}");
+        assert_eq!(stdout(&out), "", "{args:?}");
+    }
+    // Without -q the conflict is still said.
+    for args in [
+        vec!["run", &k, "--nonblock", "--", "true"],
+        vec!["lock", &k],
+    ] {
+        let out = run(&args);
+        assert_eq!(code(&out), 1, "{args:?}");
+        assert!(
+            stderr(&out).starts_with(&format!("redislock: {k:?} is locked by another owner")),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    // Errors are still printed with -q.
+    let out = run(&["-q", "extend", &k, "--value", "not-it", "--ttl", "5s"]);
+    one_error_line(&out, 5);
+    assert_eq!(held(&k), Some(token));
 }
