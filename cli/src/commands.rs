@@ -11,12 +11,13 @@ use ac_redislock::{
 use crate::cli::{Cli, Command, ExtendArgs, Global, KeyArg, LockArgs, ReleaseArgs, StatusArgs};
 use crate::exit::{DEFAULT_CONFLICT, Exit};
 use crate::output::print_line;
-use crate::report::{describe, error_line, fail, human, report_conflict};
+use crate::report::{describe, error_line, fail, human, name_servers, report_conflict};
 use crate::run::run;
 use crate::spinner::Spinner;
 
 pub(crate) async fn dispatch(cli: Cli) -> Exit {
     let Cli { global, command } = cli;
+    name_servers(&global.urls, global.cluster, global.sentinel.as_deref());
     let locks = match connect(&global) {
         Ok(locks) => locks,
         Err(err) => return fail(&err, DEFAULT_CONFLICT),

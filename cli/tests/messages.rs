@@ -1,5 +1,5 @@
 //! What the real `redislock` binary prints, and what it does when it cannot print: a closed or
-//! broken stdout, `-q` (against a real redis-server).
+//! broken stdout, `-q`, and error lines that say what is true (against a real redis-server).
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -218,4 +218,135 @@ fn quiet_silences_a_conflict_but_keeps_its_exit_code() {
     let out = run(&["-q", "extend", &k, "--value", "not-it", "--ttl", "5s"]);
     one_error_line(&out, 5);
     assert_eq!(held(&k), Some(token));
+}
+
+#[test]
+fn a_wrong_value_says_the_lock_is_someone_elses_without_claiming_a_release() {
+    let k = key("owner");
+    assert_eq!(
+        code(&run(&["lock", &k, "--value", "mine", "--ttl", "30s"])),
+        0
+    );
+    for args in [
+        ["extend", &k, "--value", "other", "--ttl", "60s"].as_slice(),
+        ["release", &k, "--value", "other"].as_slice(),
+    ] {
+        let line = one_error_line(&run(args), 5);
+        assert!(line.contains("held by another owner"), "{line}");
+        assert!(!line.contains("released"), "{args:?}: {line}");
+        assert!(!line.contains("mine"), "the holder's value: {line}");
+    }
+    assert_eq!(held(&k).as_deref(), Some("mine"));
+}
+
+/// `redislock` with no REDIS_URL, so only the given `--url`s count.
+fn without_env(args: &[&str]) -> Output {
+    redislock()
+        .env_remove("REDIS_URL")
+        .args(["--timeout", "500ms"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_connection_error_names_the_server() {
+    let port = server::free_port().unwrap();
+    let url = format!("redis://127.0.0.1:{port}/");
+    let lock = ["lock", "k"].as_slice();
+    let run_true = ["run", "k", "--", "true"].as_slice();
+    let get = ["get", "k"].as_slice();
+    for sub in [lock, run_true, get] {
+        let out = without_env(&[&["--url", url.as_str()], sub].concat());
+        let line = one_error_line(&out, 3);
+        assert!(line.contains("Redis is unavailable"), "{line}");
+        assert!(
+            line.contains(&format!("127.0.0.1:{port}")),
+            "{sub:?}: {line}"
+        );
+    }
+    // A refused unix socket shows its path.
+    let out = without_env(&["--url", "unix:///nonexistent/redis.sock", "get", "k"]);
+    let line = one_error_line(&out, 3);
+    assert!(line.contains("unix:///nonexistent/redis.sock"), "{line}");
+}
+
+#[test]
+fn a_connection_error_never_shows_a_password() {
+    let port = server::free_port().unwrap();
+    let other = server::free_port().unwrap();
+    let secret = "hunter2-secret";
+    let with_user = format!("redis://worker:{secret}@127.0.0.1:{port}/0");
+    let out = without_env(&["--url", &with_user, "lock", "k"]);
+    let line = one_error_line(&out, 3);
+    assert!(
+        line.contains(&format!("redis://worker@127.0.0.1:{port}/0")),
+        "{line}"
+    );
+    let without_user = format!("redis://:{secret}@127.0.0.1:{port}/");
+    let in_unix_query = format!("unix:///nonexistent/redis.sock?pass={secret}");
+    let two = format!("redis://:{secret}@127.0.0.1:{other}");
+    let tls = format!("rediss://:{secret}@127.0.0.1:{other}");
+    for urls in [
+        vec![with_user.as_str()],
+        vec![without_user.as_str()],
+        vec![in_unix_query.as_str()],
+        vec![tls.as_str()],
+        vec![without_user.as_str(), two.as_str(), in_unix_query.as_str()],
+    ] {
+        for sub in [
+            vec!["lock", "k"],
+            vec!["run", "k", "--", "true"],
+            vec!["get", "k"],
+            vec!["status", "k", "--json"],
+            vec!["extend", "k", "--value", "v", "--ttl", "5s"],
+            vec!["release", "k", "--force"],
+        ] {
+            // From --url and from REDIS_URL alike.
+            let mut args: Vec<&str> = urls.iter().flat_map(|url| ["--url", url]).collect();
+            args.extend(&sub);
+            let from_env = redislock()
+                .env("REDIS_URL", urls.join(","))
+                .args(["--timeout", "500ms"])
+                .args(&sub)
+                .output()
+                .unwrap();
+            for out in [without_env(&args), from_env] {
+                let line = one_error_line(&out, 3);
+                assert!(
+                    line.contains("127.0.0.1:") || line.contains("unix://"),
+                    "{line}"
+                );
+                assert!(!stderr(&out).contains(secret), "{urls:?} {sub:?}: {line}");
+                assert!(!stdout(&out).contains(secret), "{urls:?} {sub:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn redlock_names_its_nodes_and_counts_the_ones_that_agreed() {
+    let (a, b) = (server::free_port().unwrap(), server::free_port().unwrap());
+    let out = without_env(&[
+        "--url",
+        &format!("redis://127.0.0.1:{a}"),
+        "--url",
+        &format!("redis://127.0.0.1:{b}"),
+        "--url",
+        &server().url(),
+        "lock",
+        &key("redlock"),
+    ]);
+    let line = one_error_line(&out, 3);
+    assert!(
+        line.contains("Redlock quorum not reached: 1 node agreed, 2 needed"),
+        "{line}"
+    );
+    for node in [
+        format!("127.0.0.1:{a}"),
+        format!("127.0.0.1:{b}"),
+        server().url(),
+    ] {
+        assert!(line.contains(&node), "{node}: {line}");
+    }
 }
