@@ -6,6 +6,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 use ac_redislock_testsupport::server::{self, Listen, RedisServer};
+use ac_redislock_testsupport::unique_key as key;
 
 fn server() -> &'static RedisServer {
     static SERVER: OnceLock<RedisServer> = OnceLock::new();
@@ -14,16 +15,6 @@ fn server() -> &'static RedisServer {
         RedisServer::try_start(Listen::Unix, &[], Some(&base))
             .unwrap_or_else(|err| panic!("could not start redis-server: {err}"))
     })
-}
-
-fn key(what: &str) -> String {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "messages:{what}:{}:{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 const BIN: &str = env!("CARGO_BIN_EXE_redislock");
@@ -101,17 +92,16 @@ fn has_a_token(text: &str) -> bool {
         .any(|word| word.len() == 40)
 }
 
-/// `lock` one attempt (the Node original's SET NX) and `lock --wait` (a guard, detached).
-const LOCK_PATHS: [&[&str]; 2] = [&[], &["--wait", "5s"]];
-
-#[test]
-fn a_lock_printed_into_a_closed_pipe_is_released_and_fails() {
-    for extra in LOCK_PATHS {
-        let k = key("pipe");
-        let out = run_into_a_closed_pipe(&[&["lock", &k, "--ttl", "30s"], extra].concat());
+/// `lock`, started by `start` so that its value cannot be printed, by one attempt (the Node
+/// original's SET NX) and with `--wait` (a guard, detached): one error line with `cause` and
+/// no token, and the lock released.
+fn assert_an_unprinted_lock_is_released(start: fn(&[&str]) -> Output, cause: &str) {
+    for extra in [&[][..], &["--wait", "5s"]] {
+        let k = key("unprinted");
+        let out = start(&[&["lock", &k, "--ttl", "30s"], extra].concat());
         let line = one_error_line(&out, 3);
-        assert!(line.contains("cannot print to stdout"), "{line}");
-        assert!(line.contains("Broken pipe"), "{line}");
+        assert!(line.contains("cannot print to stdout: "), "{line}");
+        assert!(line.contains(cause), "{line}");
         assert!(line.contains("the lock was released"), "{line}");
         assert!(!has_a_token(&line), "a token on stderr: {line}");
         assert_eq!(held(&k), None, "{extra:?}: the lock was kept");
@@ -119,16 +109,13 @@ fn a_lock_printed_into_a_closed_pipe_is_released_and_fails() {
 }
 
 #[test]
+fn a_lock_printed_into_a_closed_pipe_is_released_and_fails() {
+    assert_an_unprinted_lock_is_released(run_into_a_closed_pipe, "Broken pipe");
+}
+
+#[test]
 fn a_lock_with_stdout_closed_is_released_and_fails() {
-    for extra in LOCK_PATHS {
-        let k = key("closed");
-        let out = run_with_stdout_closed(&[&["lock", &k, "--ttl", "30s"], extra].concat());
-        let line = one_error_line(&out, 3);
-        assert!(line.contains("cannot print to stdout"), "{line}");
-        assert!(line.contains("the lock was released"), "{line}");
-        assert!(!has_a_token(&line), "a token on stderr: {line}");
-        assert_eq!(held(&k), None, "{extra:?}: the lock was kept");
-    }
+    assert_an_unprinted_lock_is_released(run_with_stdout_closed, "Bad file descriptor");
     // A value given with --value is not printed on stderr either.
     let k = key("closed-value");
     let out = run_with_stdout_closed(&["lock", &k, "--value", "worker-7-secret"]);
