@@ -23,9 +23,9 @@ Examples:
   redislock --sentinel mymaster --url redis://sentinel1:26379 run job -- ./job
 
 Exit codes: 0 ok; 1 held elsewhere or the wait ran out (-E changes it); 2 usage; 3 Redis
-unavailable or error; 4 lease lost during `run`; 5 not the owner (release, extend);
-126/127 command not executable / not found; 128+N command killed by signal N; otherwise the
-command's own code.")]
+unavailable or error, or stdout not writable; 4 lease lost during `run`; 5 not the owner
+(release, extend); 126/127 command not executable / not found; 128+N command killed by
+signal N; otherwise the command's own code.")]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: Global,
@@ -62,7 +62,8 @@ pub(crate) struct Global {
     #[arg(long, global = true, value_name = "DURATION", default_value = "3s", value_parser = duration::parse)]
     pub(crate) timeout: Duration,
 
-    /// No progress line while waiting, no notes on stderr (errors are still printed).
+    /// Print nothing but errors: no progress line while waiting, no notes, no line for a lock
+    /// held elsewhere (its exit code tells it).
     #[arg(short, long, global = true)]
     pub(crate) quiet: bool,
 }
@@ -85,7 +86,9 @@ Examples:
     /// Take a lock and print its value (a fresh token unless --value is given).
     ///
     /// The lock stays until its ttl ends or it is released with that value. A held lock exits
-    /// with the conflict code and says for how long it is held.
+    /// with the conflict code and says for how long it is held (not with -q). A value that
+    /// cannot be printed (stdout closed, or a pipe nobody reads) releases the lock at once and
+    /// exits with 3.
     #[command(after_help = "\
 Examples:
   TOKEN=$(redislock lock jobs:42 --ttl 5m)

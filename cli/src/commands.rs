@@ -2,6 +2,7 @@
 //! library, prints its result and returns how to exit.
 
 use std::fmt::Write as _;
+use std::io;
 
 use ac_redislock::{
     AcquireOptions, LockError, LockParams, LockState, LockStatus, RedisLock, ReleaseParams,
@@ -9,12 +10,14 @@ use ac_redislock::{
 
 use crate::cli::{Cli, Command, ExtendArgs, Global, KeyArg, LockArgs, ReleaseArgs, StatusArgs};
 use crate::exit::{DEFAULT_CONFLICT, Exit};
-use crate::report::{fail, human, report_conflict};
+use crate::output::print_line;
+use crate::report::{describe, error_line, fail, human, name_servers, report_conflict};
 use crate::run::run;
 use crate::spinner::Spinner;
 
 pub(crate) async fn dispatch(cli: Cli) -> Exit {
     let Cli { global, command } = cli;
+    name_servers(&global.urls, global.cluster, global.sentinel.as_deref());
     let locks = match connect(&global) {
         Ok(locks) => locks,
         Err(err) => return fail(&err, DEFAULT_CONFLICT),
@@ -80,12 +83,47 @@ async fn lock(locks: &RedisLock, global: &Global, args: LockArgs) -> Exit {
             .map(ac_redislock::LockGuard::detach)
     };
     match result {
-        Ok(value) => {
-            println!("{value}");
-            Exit::Success
+        Ok(value) => match print_line(&value) {
+            Ok(()) => Exit::Success,
+            Err(err) => release_unprinted(locks, &key, value, &err).await,
+        },
+        Err(LockError::Locked { .. }) => {
+            report_conflict(locks, &key, conflict_exit_code, global.quiet).await
         }
-        Err(LockError::Locked { .. }) => report_conflict(locks, &key, conflict_exit_code).await,
         Err(err) => fail(&err, conflict_exit_code),
+    }
+}
+
+/// A lock whose value could not be printed (a closed pipe, a closed stdout) is one nobody can
+/// release: it is released here, with that value, so never another owner's lock.
+async fn release_unprinted(locks: &RedisLock, key: &str, value: String, err: &io::Error) -> Exit {
+    match locks
+        .release_lock(ReleaseParams::new(key).value(value))
+        .await
+    {
+        Ok(()) => error_line(format_args!("{}; the lock was released", unprinted(err))),
+        Err(release) => error_line(format_args!(
+            "{}; releasing the lock failed, so it may stay until its ttl ends: {}",
+            unprinted(err),
+            describe(&release)
+        )),
+    }
+    Exit::Backend
+}
+
+/// What a failed write on stdout is called in an error line.
+fn unprinted(err: &io::Error) -> String {
+    format!("cannot print to stdout: {err}")
+}
+
+/// Prints `line` on stdout; a failed write is reported, with the exit for it.
+fn print_result(line: &str) -> Exit {
+    match print_line(line) {
+        Ok(()) => Exit::Success,
+        Err(err) => {
+            error_line(unprinted(&err));
+            Exit::Backend
+        }
     }
 }
 
@@ -108,10 +146,7 @@ async fn release(locks: &RedisLock, args: ReleaseArgs) -> Exit {
 
 async fn get(locks: &RedisLock, args: KeyArg) -> Exit {
     match locks.get_lock(&args.key).await {
-        Ok(Some(value)) => {
-            println!("{value}");
-            Exit::Success
-        }
+        Ok(Some(value)) => print_result(&value),
         Ok(None) => Exit::Conflict(1),
         Err(err) => fail(&err, DEFAULT_CONFLICT),
     }
@@ -123,7 +158,7 @@ async fn status(locks: &RedisLock, args: StatusArgs) -> Exit {
         Err(err) => return fail(&err, DEFAULT_CONFLICT),
     };
     if args.json {
-        println!("{}", status_json(&args.key, &status));
+        print_result(&status_json(&args.key, &status))
     } else {
         let mut line = format!("{}: {}", args.key, status.state.as_str());
         if let Some(ttl) = status.ttl {
@@ -137,9 +172,8 @@ async fn status(locks: &RedisLock, args: StatusArgs) -> Exit {
         if status.waiters > 0 {
             let _ = write!(line, ", {} waiting", status.waiters);
         }
-        println!("{line}");
+        print_result(&line)
     }
-    Exit::Success
 }
 
 fn status_json(key: &str, status: &LockStatus) -> String {

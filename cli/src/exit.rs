@@ -5,7 +5,7 @@
 //! | 0 | success |
 //! | 1 | the lock is held elsewhere, or the wait ran out (`-E`/`--conflict-exit-code` changes it, as with flock(1)) |
 //! | 2 | usage error: bad arguments or input |
-//! | 3 | Redis unavailable or answering with an error |
+//! | 3 | Redis unavailable or answering with an error; or stdout could not be written |
 //! | 4 | `run`: the lease was lost while the command ran; it was stopped |
 //! | 5 | `release`/`extend`: the lock is not held with that value (not the owner, or expired) |
 //! | 126, 127 | `run`: the command could not be executed / was not found |

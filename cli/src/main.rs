@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod duration;
 mod exit;
+mod output;
 mod report;
 mod run;
 mod spinner;

@@ -77,7 +77,9 @@ pub(crate) async fn run(locks: &RedisLock, global: &Global, args: RunArgs) -> Ex
     };
     let guard = match acquired {
         Ok(Ok(guard)) => guard,
-        Ok(Err(LockError::Locked { .. })) => return report_conflict(locks, &key, conflict).await,
+        Ok(Err(LockError::Locked { .. })) => {
+            return report_conflict(locks, &key, conflict, global.quiet).await;
+        }
         Ok(Err(err)) => return fail(&err, conflict),
         Err(signal) => {
             if !global.quiet {

@@ -377,7 +377,7 @@ fn several_urls_are_redlock_and_need_a_majority() {
     assert_eq!(code(&out), 0, "one node down of three: {}", stderr(&out));
     nodes[1].kill();
     let out = args(&nodes, &["run", &k, "--", "true"]);
-    assert_one_line_error(&out, 3, "quorum not reached: 1 of 2");
+    assert_one_line_error(&out, 3, "quorum not reached: 1 node agreed, 2 needed");
 }
 
 #[test]

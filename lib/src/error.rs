@@ -60,11 +60,23 @@ pub enum LockError {
         key: String,
     },
 
-    /// A release with a value found the key held under a different value.
+    /// A release or an extend with a value found the key held under a different value: the
+    /// lock was left as it was.
     ///
     /// This and [`NotHeld`](Self::NotHeld) are what the original calls a mismatch; both are
     /// silenced by `suppress_mismatch`. The other holder's value is never part of the error.
-    #[error("lock {key:?} is held by another owner, not released")]
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ac_redislock::LockError;
+    /// let err = LockError::NotOwner { key: "jobs:42".into() };
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     r#"lock "jobs:42" is held by another owner, under a different value"#
+    /// );
+    /// ```
+    #[error("lock {key:?} is held by another owner, under a different value")]
     NotOwner {
         /// The key as the caller gave it.
         key: String,
@@ -136,7 +148,15 @@ pub enum LockError {
 
     /// Redlock: fewer nodes than a majority granted the lock (or agreed to extend it), because
     /// nodes failed or did not answer in time. Every node was asked to release what it granted.
-    #[error("Redlock quorum not reached: {granted} of {needed} nodes needed")]
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ac_redislock::LockError;
+    /// let err = LockError::QuorumNotReached { granted: 1, needed: 2, source: None };
+    /// assert_eq!(err.to_string(), "Redlock quorum not reached: 1 node agreed, 2 needed");
+    /// ```
+    #[error("Redlock quorum not reached: {granted} {} agreed, {needed} needed", nodes(*.granted))]
     QuorumNotReached {
         /// Nodes that agreed.
         granted: usize,
@@ -160,6 +180,11 @@ pub enum LockError {
     /// names stay in Redis until they expire. [`code`](Self::code) is 503.
     #[error(transparent)]
     NotClosed(#[from] CloseError),
+}
+
+/// `node` or `nodes`, as `count` asks.
+fn nodes(count: usize) -> &'static str {
+    if count == 1 { "node" } else { "nodes" }
 }
 
 fn code_suffix(err: &RedisError) -> String {
@@ -546,5 +571,39 @@ mod tests {
             key: "a\r\nb".into(),
         };
         assert_eq!(err.to_string(), r#"lock "a\r\nb" is held by another owner"#);
+    }
+
+    #[test]
+    fn not_owner_claims_no_operation() {
+        // Release and extend both return it: the message must be true for either.
+        let shown = LockError::NotOwner { key: "k".into() }.to_string();
+        assert!(shown.contains("held by another owner"), "{shown}");
+        for claim in ["release", "extend", "renew"] {
+            assert!(!shown.contains(claim), "{shown}");
+        }
+    }
+
+    #[test]
+    fn quorum_counts_the_nodes_that_agreed() {
+        let shown = |granted, needed| {
+            LockError::QuorumNotReached {
+                granted,
+                needed,
+                source: None,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            shown(0, 2),
+            "Redlock quorum not reached: 0 nodes agreed, 2 needed"
+        );
+        assert_eq!(
+            shown(1, 2),
+            "Redlock quorum not reached: 1 node agreed, 2 needed"
+        );
+        assert_eq!(
+            shown(2, 3),
+            "Redlock quorum not reached: 2 nodes agreed, 3 needed"
+        );
     }
 }
