@@ -73,9 +73,12 @@ pub(crate) enum Command {
     /// Run a command while holding the lock, renewed in the background.
     ///
     /// The command gets REDISLOCK_KEY, REDISLOCK_TOKEN and, with --fencing, REDISLOCK_FENCE in
-    /// its environment. SIGINT, SIGTERM, SIGHUP and SIGQUIT are passed on to it. If the lease
-    /// is lost while it runs, it gets SIGTERM, then SIGKILL after --grace, and redislock exits
-    /// with 4. Otherwise redislock releases the lock and exits with the command's code.
+    /// its environment, and runs as a process group of its own, killed if redislock dies. A
+    /// signal ends the wait (exit 128+N); while the command runs, SIGINT, SIGTERM, SIGHUP,
+    /// SIGQUIT, SIGUSR1, SIGUSR2 and SIGALRM reach its group once. If the lease is lost or
+    /// --max-hold is reached, the group gets SIGTERM, then SIGKILL after --grace, and redislock
+    /// exits with 4. Otherwise redislock releases the lock once the group is empty and exits
+    /// with the command's code.
     #[command(after_help = "\
 Examples:
   redislock run nightly-backup --ttl 30s -- ./backup.sh --full
@@ -134,7 +137,8 @@ pub(crate) struct RunArgs {
     /// The lock's key.
     pub(crate) key: String,
 
-    /// Lease: how long the lock outlives a redislock that dies (kill -9, power loss).
+    /// Lease: how long the lock outlives a redislock that dies (kill -9, power loss). At least
+    /// 100ms: it is renewed every third of it.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration::parse)]
     pub(crate) ttl: Duration,
 

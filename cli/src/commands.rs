@@ -11,8 +11,11 @@ use ac_redislock::{
 use crate::cli::{Cli, Command, ExtendArgs, Global, KeyArg, LockArgs, ReleaseArgs, StatusArgs};
 use crate::exit::{DEFAULT_CONFLICT, Exit};
 use crate::output::print_line;
-use crate::report::{describe, error_line, fail, human, name_servers, report_conflict};
+use crate::report::{
+    describe, error_line, fail, human, name_servers, print_error, report_conflict,
+};
 use crate::run::run;
+use crate::signals::Signals;
 use crate::spinner::Spinner;
 
 pub(crate) async fn dispatch(cli: Cli) -> Exit {
@@ -76,11 +79,32 @@ async fn lock(locks: &RedisLock, global: &Global, args: LockArgs) -> Exit {
         if let Some(value) = value {
             options = options.token(value);
         }
-        let acquire = locks.acquire_with(&key, options);
-        Spinner::new(locks, &key, global.quiet)
+        // As flock(1), the first signal ends the wait; the waiter's place is withdrawn.
+        let mut signals = match Signals::new() {
+            Ok(signals) => signals,
+            Err(err) => {
+                print_error(&err);
+                return Exit::Backend;
+            }
+        };
+        let acquire = async {
+            tokio::select! {
+                acquired = locks.acquire_with(&key, options) => Ok(acquired),
+                signal = signals.next() => Err(signal),
+            }
+        };
+        match Spinner::new(locks, &key, global.quiet)
             .around(acquire)
             .await
-            .map(ac_redislock::LockGuard::detach)
+        {
+            Ok(acquired) => acquired.map(ac_redislock::LockGuard::detach),
+            Err(signal) => {
+                if !global.quiet {
+                    eprintln!("redislock: {signal} while waiting for {key:?}: not locked");
+                }
+                return Exit::Signal(signal as i32);
+            }
+        }
     };
     match result {
         Ok(value) => match print_line(&value) {

@@ -8,6 +8,7 @@ mod exit;
 mod output;
 mod report;
 mod run;
+mod signals;
 mod spinner;
 
 use std::process::ExitCode;

@@ -5,13 +5,15 @@
 //! and a stdout closed by the caller (`redislock lock k >&-`) is reopened on `/dev/null` by
 //! Rust's runtime before `main`, so a write there succeeds and the value is silently lost. Both
 //! come back here as an `Err`: SIGPIPE stays ignored (Rust's default), so the first gives
-//! `EPIPE`; the second is seen before the runtime starts and gives `EBADF`.
+//! `EPIPE`; the second is recognised by the `/dev/null` the runtime put in its place, and gives
+//! `EBADF`.
 
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::unix::fs::MetadataExt;
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, fcntl};
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::stat::{SFlag, fstat};
 
 /// Writes `line` and a newline to stdout and flushes it.
 ///
@@ -20,7 +22,7 @@ use nix::fcntl::{FcntlArg, fcntl};
 /// Any write or flush error: `EPIPE` for a pipe nobody reads, `EBADF` for a stdout that was
 /// closed when the process started.
 pub(crate) fn print_line(line: &str) -> io::Result<()> {
-    if CLOSED_AT_START.load(Ordering::Relaxed) {
+    if closed_at_start() {
         return Err(Errno::EBADF.into());
     }
     let mut out = io::stdout().lock();
@@ -28,30 +30,20 @@ pub(crate) fn print_line(line: &str) -> io::Result<()> {
     out.flush()
 }
 
-/// Whether file descriptor 1 was closed when the process started.
-static CLOSED_AT_START: AtomicBool = AtomicBool::new(false);
-
-/// Looks at file descriptor 1 before Rust's runtime reopens it: an entry in `.init_array`
-/// runs before `main`, where the runtime does that.
-///
-/// SAFETY: the section holds a pointer to a function of the type the loader calls there
-/// (its arguments, if any, are ignored, as the C ABI allows), and that function needs nothing
-/// set up before it runs. The `unsafe_code` lint is allowed for this item only. Where
-/// `.init_array` is not run this way, a closed stdout goes unnoticed (the value goes to
-/// `/dev/null`), as before.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-#[allow(unsafe_code)]
-#[unsafe(link_section = ".init_array")]
-#[used]
-static SEE_STDOUT_AT_START: extern "C" fn() = see_stdout_at_start;
-
-/// Records whether stdout is closed. Only a system call and an atomic store: nothing here
-/// needs Rust's runtime, which is not set up yet.
-#[cfg_attr(
-    not(any(target_os = "linux", target_os = "android")),
-    expect(dead_code, reason = "called before main only where .init_array is run")
-)]
-extern "C" fn see_stdout_at_start() {
-    let closed = fcntl(io::stdout(), FcntlArg::F_GETFD) == Err(Errno::EBADF);
-    CLOSED_AT_START.store(closed, Ordering::Relaxed);
+/// Whether stdout was closed when the process started. Rust's runtime then opened `/dev/null`
+/// in its place, for reading and writing (`O_RDWR`), which no shell redirection does
+/// (`>/dev/null` opens it write-only): so that is what is looked for. Only `1<>/dev/null` looks
+/// the same, and is taken for a closed stdout too (the lock is then released: nothing is lost).
+fn closed_at_start() -> bool {
+    let Ok(flags) = fcntl(io::stdout(), FcntlArg::F_GETFL) else {
+        return true;
+    };
+    if OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE != OFlag::O_RDWR {
+        return false;
+    }
+    let (Ok(stdout), Ok(null)) = (fstat(io::stdout()), std::fs::metadata("/dev/null")) else {
+        return false;
+    };
+    SFlag::from_bits_truncate(stdout.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR
+        && stdout.st_rdev == null.rdev()
 }

@@ -3,18 +3,16 @@
 //! the lease is lost or the maximum hold is reached, killed with redislock if redislock dies,
 //! and waited for as a whole (a process it leaves behind in its group keeps the lock held).
 
-use std::task::Poll;
 use std::time::Duration;
 
 use ac_redislock::{AcquireOptions, LockError, LockGuard, RedisLock};
-use nix::sys::signal::Signal;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::Instant;
 
 use crate::child::{Event, Group, Reaper, Terminal};
 use crate::cli::{Global, RunArgs};
 use crate::exit::Exit;
 use crate::report::{fail, human, print_error, report_conflict};
+use crate::signals::Signals;
 use crate::spinner::Spinner;
 
 /// With no `--max-hold`, renew for as long as the command runs (a century).
@@ -192,45 +190,4 @@ pub(crate) async fn run(locks: &RedisLock, global: &Global, args: RunArgs) -> Ex
 /// Releases at the end of a failed run; a failure only means the lock expires on its own.
 async fn release(guard: LockGuard) {
     let _ = guard.release().await;
-}
-
-/// The signals redislock handles: while it waits, the first ends the wait; while the command
-/// runs, each is passed on to the command's process group. Together they are every signal
-/// whose default would end redislock and that a process can catch (SIGPIPE is ignored, as in
-/// every Rust program; SIGKILL cannot be caught, and takes the command down with it).
-struct Signals {
-    streams: Vec<(Signal, tokio::signal::unix::Signal)>,
-}
-
-impl Signals {
-    const HANDLED: [Signal; 7] = [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-        Signal::SIGALRM,
-    ];
-
-    fn new() -> std::io::Result<Self> {
-        let streams = Self::HANDLED
-            .into_iter()
-            .map(|sig| Ok((sig, signal(SignalKind::from_raw(sig as i32))?)))
-            .collect::<std::io::Result<_>>()?;
-        Ok(Self { streams })
-    }
-
-    /// The next signal received.
-    async fn next(&mut self) -> Signal {
-        std::future::poll_fn(|cx| {
-            for (sig, stream) in &mut self.streams {
-                if stream.poll_recv(cx).is_ready() {
-                    return Poll::Ready(*sig);
-                }
-            }
-            Poll::Pending
-        })
-        .await
-    }
 }

@@ -14,8 +14,8 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    alive, code, key, on_a_terminal, read_pid, redislock, run, stderr, stdout, wait_for_waiters,
-    wait_until_held, waiters,
+    alive, code, key, on_a_terminal, read_pid, redislock, run, stamps, stderr, stdout,
+    wait_for_waiters, wait_until_held, waiters,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -119,6 +119,30 @@ fn each_signal_ends_the_wait_at_once_runs_nothing_and_withdraws_the_waiter() {
             "{signal}: exited after {took:?}"
         );
         assert!(!marker.exists(), "{signal}: the command ran");
+        assert_eq!(
+            stdout(&run(&["get", &k])),
+            holder,
+            "{signal}: holder touched"
+        );
+        assert_eq!(waiters(&k), 0, "{signal}: the waiter is still queued");
+    }
+}
+
+#[test]
+fn a_signal_ends_a_lock_wait_too_and_withdraws_the_waiter() {
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        let k = key("lock-wait-signal");
+        let holder = stdout(&run(&["lock", &k, "--ttl", "60s"]));
+        let mut waiting = redislock()
+            .args(["lock", &k, "--wait", "30s"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_waiters(&k, 1);
+        send(waiting.id(), signal);
+        let status = wait_exit(&mut waiting, Duration::from_secs(5));
+        assert_eq!(status.code(), Some(128 + signal as i32), "{signal}");
         assert_eq!(
             stdout(&run(&["get", &k])),
             holder,
@@ -260,18 +284,11 @@ fn max_hold_stops_the_command_at_about_its_time() {
     assert_eq!(code(&run(&["get", &k])), 1, "released");
 }
 
-/// The bash script of a section: writes its pid to `<file>.pid`, then a timestamp (µs) per
-/// line to `<file>` every 10 ms, forever.
+/// The bash script of a section: writes its pid to `<file>.pid`, then the time (µs) per line
+/// to `<file>` every 10 ms, forever.
 const STAMPER: &str = r#"f="$1"; echo $$ > "$f.pid"
-while :; do echo "${EPOCHREALTIME/,/.}" >> "$f"; sleep 0.01; done
+while :; do echo "${EPOCHREALTIME/[.,]/}" >> "$f"; sleep 0.01; done
 "#;
-
-fn stamps(path: &Path) -> Vec<f64> {
-    lines(path)
-        .iter()
-        .filter_map(|line| line.trim().parse().ok())
-        .collect()
-}
 
 #[test]
 fn the_command_dies_with_a_sigkilled_redislock_and_never_overlaps_the_next_holder() {
@@ -305,7 +322,7 @@ fn the_command_dies_with_a_sigkilled_redislock_and_never_overlaps_the_next_holde
         let out = redislock()
             .args(["run", &k, "--wait", "5s", "--", "bash", "-c"])
             .arg(format!(
-                "echo \"${{EPOCHREALTIME/,/.}}\" >> '{}'",
+                "echo \"${{EPOCHREALTIME/[.,]/}}\" >> '{}'",
                 second.display()
             ))
             .output()
@@ -387,4 +404,63 @@ fn a_process_left_in_the_group_keeps_the_lock_until_it_ends() {
     let mut err = String::new();
     std::io::Read::read_to_string(holder.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(err.contains("held until the processes it left"), "{err}");
+}
+
+/// What a terminal shows, read as it comes.
+struct Screen(std::sync::Arc<std::sync::Mutex<String>>);
+
+impl Screen {
+    fn of(child: &mut Child) -> Self {
+        let shown = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut out = child.stdout.take().unwrap();
+        let sink = shown.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut out, &mut buf) {
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Self(shown)
+    }
+
+    fn wait_for(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.0.lock().unwrap().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "{text:?} never shown; the terminal shows {:?}",
+                self.0.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+#[test]
+fn ctrl_z_stops_the_command_with_redislock_and_fg_continues_both() {
+    let k = key("suspend");
+    let mut term = on_a_terminal("PS1='$ ' exec bash --norc --noprofile -i");
+    let screen = Screen::of(&mut term);
+    let typed = term.stdin.as_mut().unwrap();
+    writeln!(
+        typed,
+        "'{}' run '{k}' -- sh -c 'read line; echo \"got:$line\"'",
+        env!("CARGO_BIN_EXE_redislock")
+    )
+    .unwrap();
+    wait_until_held(&k);
+    std::thread::sleep(Duration::from_millis(300));
+    typed.write_all(b"\x1a").unwrap(); // Ctrl-Z
+    screen.wait_for("Stopped");
+    assert_eq!(code(&run(&["get", &k])), 0, "still held while suspended");
+    typed.write_all(b"fg\n").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    typed.write_all(b"hello\n").unwrap();
+    screen.wait_for("got:hello");
+    typed.write_all(b"echo \"exit:$?\"; exit\n").unwrap();
+    screen.wait_for("exit:0");
+    wait_exit(&mut term, Duration::from_secs(5));
+    assert_eq!(code(&run(&["get", &k])), 1, "released");
 }

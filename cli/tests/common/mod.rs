@@ -129,3 +129,12 @@ pub fn on_a_terminal(sh_command: &str) -> std::process::Child {
         .spawn()
         .expect("`script` (util-linux) runs a command on a pseudo-terminal; install util-linux")
 }
+
+/// The times (µs since the epoch, one per line) written to `path` by a section of a test.
+pub fn stamps(path: &Path) -> Vec<u64> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.trim().parse().ok())
+        .collect()
+}
