@@ -1,5 +1,6 @@
 //! A Redis Cluster of our own: masters started as `redis-server --cluster-enabled yes` on free
-//! TCP ports (bus ports picked apart, so ports above 55535 work), joined by
+//! TCP ports (bus ports picked apart, so ports above 55535 work; before Redis 7.0, which has no
+//! `--cluster-port`, ports whose port + 10000 is free too), joined by
 //! `redis-cli --cluster create`. Used by the library's tests and the CLI's.
 
 use std::path::Path;
@@ -24,20 +25,27 @@ impl Cluster {
     /// Starts `masters` nodes and joins them; panics with the reason if it cannot. `base` is
     /// the folder for the nodes' temporary folders (the system's temporary folder if `None`).
     pub fn start(masters: usize, base: Option<&Path>) -> Self {
+        // Before 7.0 there is no `--cluster-port`: the bus is the port + 10000.
+        let own_bus_port = server::server_major() >= 7;
         let nodes: Vec<RedisServer> = (0..masters)
             .map(|_| {
-                let bus = server::free_port().unwrap().to_string();
-                let args = [
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    "5000",
-                    "--cluster-port",
-                    &bus,
+                let mut args = vec![
+                    "--cluster-enabled".to_owned(),
+                    "yes".to_owned(),
+                    "--cluster-config-file".to_owned(),
+                    "nodes.conf".to_owned(),
+                    "--cluster-node-timeout".to_owned(),
+                    "5000".to_owned(),
                 ];
-                RedisServer::try_start(Listen::Tcp, &args, base)
+                let listen = if own_bus_port {
+                    args.push("--cluster-port".to_owned());
+                    args.push(server::free_port().unwrap().to_string());
+                    Listen::Tcp
+                } else {
+                    Listen::TcpWithBus
+                };
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                RedisServer::try_start(listen, &args, base)
                     .unwrap_or_else(|err| panic!("could not start a cluster node: {err}"))
             })
             .collect();

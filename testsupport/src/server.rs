@@ -42,6 +42,9 @@ pub enum Listen {
     Unix,
     /// A TCP port on 127.0.0.1, picked free at start.
     Tcp,
+    /// A TCP port on 127.0.0.1 for a cluster node of a server without `--cluster-port`
+    /// (before 7.0): picked free at start with its bus port (the port + 10000) free too.
+    TcpWithBus,
     /// A TLS port on 127.0.0.1 (and ::1 where there is one), picked free at start, and no
     /// plaintext TCP port (`--port 0`). The certificates come in the extra arguments
     /// (`--tls-cert-file`, `--tls-key-file`, `--tls-ca-cert-file`, `--tls-auth-clients`). The
@@ -102,9 +105,12 @@ impl RedisServer {
     fn spawn(&mut self) -> io::Result<()> {
         let mut last_err = None;
         for _attempt in 0..5 {
-            let tcp = matches!(self.listen, Listen::Tcp | Listen::Tls);
+            let tcp = matches!(self.listen, Listen::Tcp | Listen::Tls | Listen::TcpWithBus);
             if tcp && (self.port == 0 || last_err.is_some()) {
-                self.port = free_port()?;
+                self.port = match self.listen {
+                    Listen::TcpWithBus => free_port_with_bus()?,
+                    _ => free_port()?,
+                };
             }
             let _ = std::fs::remove_file(self.socket());
             let mut cmd = Command::new(server_bin());
@@ -217,10 +223,9 @@ impl RedisServer {
 
     /// `redis://127.0.0.1:port/` for a TCP server.
     pub fn tcp_url(&self) -> String {
-        assert_eq!(
-            self.listen,
-            Listen::Tcp,
-            "this server listens on a unix socket only"
+        assert!(
+            matches!(self.listen, Listen::Tcp | Listen::TcpWithBus),
+            "this server does not listen on plain TCP"
         );
         format!("redis://127.0.0.1:{}/", self.port)
     }
@@ -332,6 +337,41 @@ pub fn per_process_dir(base: &Path, prefix: &str) -> PathBuf {
 /// A port that was free a moment ago.
 pub fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A port P that was free a moment ago, with P + 10000 free too: the cluster bus port of a
+/// server that has no `--cluster-port` (before 7.0).
+pub fn free_port_with_bus() -> io::Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919) ^ NEXT.fetch_add(7_777, Ordering::Relaxed);
+    for attempt in 0..1000u32 {
+        // Ports 20000..55535 spread by process and call, so test binaries rarely collide.
+        let port = 20_000 + (seed.wrapping_add(attempt.wrapping_mul(104_729)) % 35_535);
+        let port = u16::try_from(port).map_err(io::Error::other)?;
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 10_000) {
+            return Ok(port);
+        }
+    }
+    Err(io::Error::other("no free port with a free bus port"))
+}
+
+/// The major version of the `redis-server` the tests start (7 for 7.2.4), read once from
+/// `redis-server --version`; 0 if it cannot be read.
+pub fn server_major() -> u32 {
+    static MAJOR: OnceLock<u32> = OnceLock::new();
+    *MAJOR.get_or_init(|| {
+        let out = Command::new(server_bin()).arg("--version").output();
+        let text = out
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or_default();
+        text.split("v=")
+            .nth(1)
+            .and_then(|version| version.split('.').next())
+            .and_then(|major| major.parse().ok())
+            .unwrap_or(0)
+    })
 }
 
 type SpawnRequest = (Command, mpsc::Sender<io::Result<Child>>);

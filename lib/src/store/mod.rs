@@ -78,7 +78,7 @@ impl From<RedisError> for StoreError {
                 source: Some(err),
             };
         }
-        if err.code() == Some("WRONGTYPE") {
+        if server_code(&err) == Some("WRONGTYPE") {
             // Our scripts say "WRONGTYPE key holds a <type>, not a lock"; Redis's own message
             // names no type.
             let found = err
@@ -112,6 +112,56 @@ impl std::fmt::Display for StoreError {
     }
 }
 
+/// The error codes a Redis server answers with, as `redis.call` inside a script may meet them.
+const SERVER_CODES: [&str; 20] = [
+    "WRONGTYPE",
+    "NOSCRIPT",
+    "OOM",
+    "READONLY",
+    "NOPERM",
+    "BUSY",
+    "BUSYKEY",
+    "LOADING",
+    "MASTERDOWN",
+    "CLUSTERDOWN",
+    "TRYAGAIN",
+    "CROSSSLOT",
+    "MOVED",
+    "ASK",
+    "NOREPLICAS",
+    "MISCONF",
+    "NOAUTH",
+    "WRONGPASS",
+    "EXECABORT",
+    "UNKILLABLE",
+];
+
+/// The Redis error code of a server error, wherever it stands in the reply. Redis 7 returns the
+/// error a command met inside a script as is (`WRONGTYPE Operation against ...`); Redis 6.2
+/// wraps it (`ERR Error running script (call to f_...): @user_script:11: WRONGTYPE Operation
+/// against ...`, the code sometimes with a `-` in front): there the code of the command inside
+/// counts, not the `ERR` around it.
+pub(crate) fn server_code(err: &RedisError) -> Option<&str> {
+    let code = err.code()?;
+    if code != "ERR" {
+        return Some(code);
+    }
+    let inner = err.detail().and_then(|detail| {
+        if !detail.starts_with("Error running script") {
+            return None;
+        }
+        detail.split(": ").skip(1).find_map(|part| {
+            let word = part
+                .trim_start()
+                .trim_start_matches('-')
+                .split(' ')
+                .next()?;
+            SERVER_CODES.iter().copied().find(|known| *known == word)
+        })
+    });
+    Some(inner.unwrap_or(code))
+}
+
 /// Why a redis-rs error means the server could not be used, if it does.
 fn unavailable_reason(err: &RedisError) -> Option<UnavailableReason> {
     if err.is_timeout() {
@@ -133,6 +183,13 @@ fn unavailable_reason(err: &RedisError) -> Option<UnavailableReason> {
             | ServerErrorKind::MasterDown
             | ServerErrorKind::TryAgain,
         ) => Some(UnavailableReason::NotReady),
+        // The same met inside a script, which Redis 6.2 reports wrapped in an ERR.
+        ErrorKind::Server(_) => match server_code(err) {
+            Some("LOADING" | "CLUSTERDOWN" | "MASTERDOWN" | "TRYAGAIN") => {
+                Some(UnavailableReason::NotReady)
+            }
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -355,6 +412,67 @@ mod tests {
         let denied =
             RedisError::from((ErrorKind::Server(ServerErrorKind::ResponseError), "NOPERM"));
         assert!(matches!(StoreError::from(denied), StoreError::Redis(_)));
+    }
+
+    /// A server error as it comes off the wire.
+    fn reply(line: &str) -> RedisError {
+        match redis::parse_redis_value(format!("-{line}\r\n").as_bytes()) {
+            Ok(redis::Value::ServerError(err)) => RedisError::from(err),
+            other => panic!("not a server error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn codes_are_found_in_the_bare_form_and_in_redis_6_script_errors() {
+        let wrapped = |code: &str| {
+            format!(
+                "ERR Error running script (call to f_0123456789abcdef0123456789abcdef01234567): \
+                 @user_script:11: {code} something went wrong"
+            )
+        };
+        for code in SERVER_CODES {
+            // 7.x
+            assert_eq!(server_code(&reply(&format!("{code} detail"))), Some(code));
+            // 6.2, with and without the dash that some codes keep there
+            assert_eq!(server_code(&reply(&wrapped(code))), Some(code), "{code}");
+            let dashed = wrapped(&format!("-{code}"));
+            assert_eq!(server_code(&reply(&dashed)), Some(code), "{code}");
+        }
+        // 6.2 names the script twice for some errors: the code still counts.
+        let twice = "ERR Error running script (call to f_ab): @user_script:1: @user_script: 1: \
+                     -READONLY You can't write against a read only replica.";
+        assert_eq!(server_code(&reply(twice)), Some("READONLY"));
+        // A plain ERR, and a script's own error, stay ERR.
+        assert_eq!(server_code(&reply("ERR syntax error")), Some("ERR"));
+        let own = "ERR Error running script (call to f_ab): @user_script:3: user_script:3: \
+                   attempt to compare nil with number";
+        assert_eq!(server_code(&reply(own)), Some("ERR"));
+    }
+
+    #[test]
+    fn a_wrong_type_inside_a_script_is_wrong_type_on_every_version() {
+        let bare = "WRONGTYPE Operation against a key holding the wrong kind of value";
+        let wrapped = format!("ERR Error running script (call to f_ab): @user_script:11: {bare}");
+        for line in [bare, wrapped.as_str()] {
+            assert!(
+                matches!(StoreError::from(reply(line)), StoreError::WrongType { .. }),
+                "{line}"
+            );
+        }
+        let ours = "WRONGTYPE key holds a list, not a lock";
+        match StoreError::from(reply(ours)) {
+            StoreError::WrongType { found, .. } => assert_eq!(found, "list"),
+            other => panic!("{other:?}"),
+        }
+        let loading = "ERR Error running script (call to f_ab): @user_script:2: -LOADING Redis \
+                       is loading the dataset in memory";
+        assert!(matches!(
+            StoreError::from(reply(loading)),
+            StoreError::Unavailable {
+                reason: UnavailableReason::NotReady,
+                ..
+            }
+        ));
     }
 
     #[test]
