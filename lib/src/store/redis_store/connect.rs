@@ -231,11 +231,12 @@ fn sentinel_with_certificates(
     let unusable = |_: redis::RedisError| {
         InvalidInput::Url("the sentinel URLs or the certificates could not be used".into())
     };
-    let mut builder = SentinelClientBuilder::new(addresses, master_name, SentinelServerType::Master)
-        .map_err(unusable)?
-        .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
-        .set_client_to_redis_db(i64::from(master.database()))
-        .set_client_to_redis_certificates(tls.certificates());
+    let mut builder =
+        SentinelClientBuilder::new(addresses, master_name, SentinelServerType::Master)
+            .map_err(unusable)?
+            .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
+            .set_client_to_redis_db(i64::from(master.database()))
+            .set_client_to_redis_certificates(tls.certificates());
     if let Some(user) = sentinel_user {
         builder = builder.set_client_to_sentinel_username(user);
     }
