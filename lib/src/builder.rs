@@ -763,4 +763,58 @@ mod tests {
             );
         }
     }
+
+    #[cfg(all(feature = "sentinel", feature = "tls"))]
+    #[tokio::test]
+    async fn sentinel_certificates_are_for_a_master_reached_over_tls() {
+        use crate::SentinelMaster;
+        const CA: &[u8] = b"-----BEGIN CERTIFICATE-----";
+        let sentinels = ["redis://:s1@127.0.0.1:1/", "redis://:s1@127.0.0.2:1/"];
+        let master = SentinelMaster::new().password("hunter2-master");
+
+        // Certificates, and a master reached in plaintext: refused, never ignored.
+        let err = RedisLock::builder()
+            .tls_root_certificate(CA)
+            .build_sentinel_with(&sentinels, "m", &master)
+            .unwrap_err();
+        assert!(
+            matches!(&err, LockError::InvalidInput(InvalidInput::Url(why)) if why.contains("tls(true)")),
+            "{err:?}"
+        );
+
+        // Over TLS, the certificates go through redis-rs's builder: one sentinel login for all.
+        let master = master.tls(true);
+        let err = RedisLock::builder()
+            .tls_root_certificate(CA)
+            .build_sentinel_with(
+                &["redis://:s1@127.0.0.1:1/", "redis://:s2@127.0.0.2:1/"],
+                "m",
+                &master,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&err, LockError::InvalidInput(InvalidInput::Url(why)) if why.contains("same")),
+            "{err:?}"
+        );
+        let shown = format!("{err} {err:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s2"),
+            "{shown}"
+        );
+    }
+
+    #[cfg(feature = "sentinel")]
+    #[test]
+    fn sentinel_master_settings_never_show_the_password() {
+        let master = crate::SentinelMaster::new()
+            .username("locker")
+            .password("hunter2-master")
+            .db(4);
+        let shown = format!("{master:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("locker") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+    }
 }
