@@ -411,14 +411,12 @@ async fn with_passwords_the_holder_follows_a_failover_and_wakes_on_the_new_maste
         let key = key.clone();
         tokio::spawn(async move {
             let options = AcquireOptions::new().wait(Duration::from_secs(15));
-            other
-                .acquire_with(&key, options)
-                .await
-                .map(|g| g.token().to_owned())
+            other.acquire_with(&key, options).await
         })
     };
     wait_for_subscriber(&group, &group.replica).await;
     guard.release().await.unwrap();
-    let token = waiter.await.unwrap().unwrap();
-    assert_eq!(get(&mut on_new, &key).await, Some(token));
+    let woken = waiter.await.unwrap().unwrap();
+    assert_eq!(get(&mut on_new, &key).await.as_deref(), Some(woken.token()));
+    woken.release().await.unwrap();
 }

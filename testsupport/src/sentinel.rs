@@ -131,19 +131,35 @@ impl Sentinel {
     /// `SENTINEL get-master-addr-by-name`, as `host:port`; empty while the sentinel is not up
     /// or knows no master.
     pub fn master_addr(&self) -> String {
-        let ask = || -> redis::RedisResult<Option<(String, String)>> {
-            let client = redis::Client::open(self.url())?;
-            let mut conn = client.get_connection_with_timeout(Duration::from_secs(1))?;
-            conn.set_read_timeout(Some(Duration::from_secs(1)))?;
+        let reply: Option<Option<(String, String)>> = self.ask(
             redis::cmd("SENTINEL")
                 .arg("get-master-addr-by-name")
-                .arg(MASTER)
-                .query(&mut conn)
-        };
-        match ask() {
-            Ok(Some((host, port))) => format!("{host}:{port}"),
-            _ => String::new(),
+                .arg(MASTER),
+        );
+        match reply.flatten() {
+            Some((host, port)) => format!("{host}:{port}"),
+            None => String::new(),
         }
+    }
+
+    /// The flags the sentinel has for its master (`master`, `master,s_down`, ...); empty
+    /// while the sentinel is not up.
+    pub fn master_flags(&self) -> String {
+        let reply: Option<std::collections::HashMap<String, String>> =
+            self.ask(redis::cmd("SENTINEL").arg("MASTER").arg(MASTER));
+        reply
+            .and_then(|mut fields| fields.remove("flags"))
+            .unwrap_or_default()
+    }
+
+    /// `cmd`'s reply from the sentinel, or `None` if it cannot be had within a second or so.
+    fn ask<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Option<T> {
+        let client = redis::Client::open(self.url()).ok()?;
+        let mut conn = client
+            .get_connection_with_timeout(Duration::from_secs(1))
+            .ok()?;
+        conn.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        cmd.query(&mut conn).ok()
     }
 
     /// Waits (up to 30 s) until the master address satisfies `ok`.
@@ -208,12 +224,22 @@ impl Group {
         with_password(&server.url(), self.auth.master_password.as_deref())
     }
 
-    /// A failover: kills the master and waits (up to 30 s) until the sentinel names the
-    /// replica as the new one.
+    /// A failover: kills the master and waits (up to 30 s each) until the sentinel names the
+    /// replica as the new one, and until it takes it for a master that is up (clients that ask
+    /// the sentinel before then are told there is no master).
     pub fn fail_over(&mut self) {
         let new = format!("127.0.0.1:{}", self.replica.port());
         self.master.kill();
         self.sentinel.wait_until(|reply| reply == new);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let flags = self.sentinel.master_flags();
+            if flags == "master" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "sentinel flags: {flags:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
