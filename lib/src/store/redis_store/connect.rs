@@ -167,6 +167,8 @@ pub(crate) fn sentinel(
         .collect::<Result<Vec<_>>>()?;
     let node = master.node_info()?;
     need_runtime()?;
+    // redis-rs takes the name as a `String` without its TLS feature, `impl AsRef<str>` with it.
+    #[allow(clippy::unnecessary_to_owned)]
     let sentinel = match &connect.tls {
         None => SentinelClient::build(
             sentinel_urls.to_vec(),
