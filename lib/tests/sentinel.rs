@@ -8,7 +8,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use ac_redislock::{
-    AcquireOptions, ErrorChain, LockError, LockParams, RedisLock, ReleaseParams, SentinelMaster,
+    AcquireOptions, ErrorChain, LockError, LockGuard, LockParams, RedisLock, ReleaseParams,
+    SentinelMaster,
 };
 use support::sentinel::{Auth, Group, MASTER, Sentinel};
 use support::unique_key;
@@ -98,49 +99,69 @@ async fn the_same_client_follows_a_failover_and_an_acknowledged_lock_survives_it
     let locks = through(&group.sentinel);
     let other = through(&group.sentinel);
     let key = unique_key("failover");
+    let guard = held_across_a_failover(&mut group, &locks, &other, &key).await;
+    // The holder's client too.
+    let value = until_ok(|| locks.get_lock(&key)).await;
+    assert_eq!(value.as_deref(), Some(guard.token()));
+    assert!(guard.extend(Duration::from_secs(30)).await.is_ok());
+    guard.release().await.unwrap();
+    take_and_release(&other, &key).await;
+}
+
+/// One attempt at `key` that must succeed, and its release.
+async fn take_and_release(locks: &RedisLock, key: &str) {
+    let guard = locks.try_acquire(key).await.unwrap();
+    guard.release().await.unwrap();
+}
+
+/// Takes `key` with `locks`, acknowledged by the replica, fails the group over, and waits (up
+/// to 20 s) until `other` finds it held on the new master. Until then its errors are backend
+/// errors (Unavailable, never Locked), and show no password. Returns the guard.
+async fn held_across_a_failover(
+    group: &mut Group,
+    locks: &RedisLock,
+    other: &RedisLock,
+    key: &str,
+) -> LockGuard {
     let options = AcquireOptions::new()
         .ttl(Duration::from_secs(30))
         .replicas(1, Duration::from_millis(500));
-    let guard = locks.acquire_with(&key, options).await.unwrap();
+    let guard = locks.acquire_with(key, options).await.unwrap();
     assert_eq!(guard.replicas_acked(), Some(1));
 
     group.fail_over();
 
-    // The same clients reach the new master; until then errors are Unavailable, never Locked.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        match other.try_acquire(&key).await {
-            Err(LockError::Locked { .. }) => break,
+        match other.try_acquire(key).await {
+            Err(LockError::Locked { .. }) => return guard,
             Err(err) => {
                 assert!(err.is_backend(), "{err:?}");
+                assert_hides(&err, &[MASTER_PASSWORD, SENTINEL_PASSWORD]);
                 assert!(Instant::now() < deadline, "no new master: {err:?}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Ok(_) => panic!("the acknowledged lock was lost in the failover"),
         }
     }
-    // The holder's client too (its first call after the failover may still meet the dead
-    // master's connection, and fail as Unavailable).
-    let value = loop {
-        match locks.get_lock(&key).await {
-            Ok(value) => break value,
+}
+
+/// `call`'s value once it succeeds, trying for up to 20 s: a client's first call after a
+/// failover may still meet the dead master's connection, and fail as a backend error.
+async fn until_ok<T, F: Future<Output = ac_redislock::Result<T>>>(
+    mut call: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match call().await {
+            Ok(value) => return value,
             Err(err) => {
                 assert!(err.is_backend(), "{err:?}");
                 assert!(Instant::now() < deadline, "{err:?}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-    };
-    assert_eq!(value.as_deref(), Some(guard.token()));
-    assert!(guard.extend(Duration::from_secs(30)).await.is_ok());
-    guard.release().await.unwrap();
-    other
-        .try_acquire(&key)
-        .await
-        .unwrap()
-        .release()
-        .await
-        .unwrap();
+    }
 }
 
 /// A group with both passwords.
@@ -287,13 +308,7 @@ async fn a_master_with_a_password_is_reached_with_its_own_credentials_not_the_se
             .username("locker")
             .password("locker-secret-77"),
     );
-    as_user
-        .try_acquire(&key)
-        .await
-        .unwrap()
-        .release()
-        .await
-        .unwrap();
+    take_and_release(&as_user, &key).await;
 
     // The blocking client takes the same settings.
     let url = group.sentinel.url();
@@ -368,43 +383,12 @@ async fn with_passwords_the_holder_follows_a_failover_and_wakes_on_the_new_maste
     let locks = through_with(&group, &master_settings());
     let other = through_with(&group, &master_settings());
     let key = unique_key("sentinel-auth-failover");
-    let options = AcquireOptions::new()
-        .ttl(Duration::from_secs(30))
-        .replicas(1, Duration::from_millis(500));
-    let guard = locks.acquire_with(&key, options).await.unwrap();
-    assert_eq!(guard.replicas_acked(), Some(1));
-
-    group.fail_over();
-
     // The other client reaches the new master (logged in, same database): the lock is there.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match other.try_acquire(&key).await {
-            Err(LockError::Locked { .. }) => break,
-            Err(err) => {
-                assert!(err.is_backend(), "{err:?}");
-                assert_hides(&err, &[MASTER_PASSWORD, SENTINEL_PASSWORD]);
-                assert!(Instant::now() < deadline, "no new master: {err:?}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Ok(_) => panic!("the acknowledged lock was lost in the failover"),
-        }
-    }
+    let guard = held_across_a_failover(&mut group, &locks, &other, &key).await;
     let mut on_new = data_conn(&group, &group.replica, DB).await;
     assert_eq!(get(&mut on_new, &key).await.as_deref(), Some(guard.token()));
-
-    // The holder's guard renews on the new master (its first call may still meet the dead
-    // master's connection, and fail as Unavailable).
-    loop {
-        match guard.extend(Duration::from_secs(30)).await {
-            Ok(_) => break,
-            Err(err) => {
-                assert!(err.is_backend(), "{err:?}");
-                assert!(Instant::now() < deadline, "{err:?}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
+    // The holder's guard renews on the new master.
+    until_ok(|| guard.extend(Duration::from_secs(30))).await;
 
     // A waiter on the other client is woken through the new master's pub/sub.
     let waiter = {

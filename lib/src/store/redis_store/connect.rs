@@ -209,18 +209,21 @@ fn sentinel_with_certificates(
         .iter()
         .map(redis::Client::get_connection_info)
         .collect();
-    let login = |info: &redis::ConnectionInfo| {
-        let settings = info.redis_settings();
-        (
-            settings.username().map(str::to_owned),
-            settings.password().map(str::to_owned),
-        )
-    };
-    let (sentinel_user, sentinel_password) = infos.first().map(|info| login(info)).unzip();
-    let (sentinel_user, sentinel_password) = (sentinel_user.flatten(), sentinel_password.flatten());
-    if infos
+    let logins: Vec<(Option<String>, Option<String>)> = infos
         .iter()
-        .any(|info| login(info) != (sentinel_user.clone(), sentinel_password.clone()))
+        .map(|info| {
+            let settings = info.redis_settings();
+            (
+                settings.username().map(str::to_owned),
+                settings.password().map(str::to_owned),
+            )
+        })
+        .collect();
+    // There is at least one sentinel: `sentinel` checked.
+    let (sentinel_user, sentinel_password) = logins.first().cloned().unwrap_or_default();
+    if logins
+        .iter()
+        .any(|login| login.0 != sentinel_user || login.1 != sentinel_password)
     {
         return Err(InvalidInput::Url(
             "with TLS certificates for the master, every sentinel URL must carry the same \
