@@ -21,6 +21,8 @@ Examples:
   redislock --url redis://a:6379 --url redis://b:6379 --url redis://c:6379 run job -- ./job
   redislock --cluster --url redis://node1:7000 run job -- ./job
   redislock --sentinel mymaster --url redis://sentinel1:26379 run job -- ./job
+  REDISLOCK_MASTER_PASSWORD=... redislock --sentinel mymaster \\
+      --url redis://:sentinel-password@sentinel1:26379 --master-db 2 run job -- ./job
 
 Exit codes: 0 ok; 1 held elsewhere or the wait ran out (-E changes it); 2 usage; 3 Redis
 unavailable or error, or stdout not writable; 4 lease lost during `run`; 5 not the owner
@@ -54,9 +56,25 @@ pub(crate) struct Global {
     #[arg(long, global = true, conflicts_with = "sentinel")]
     pub(crate) cluster: bool,
 
-    /// The URLs are sentinels; lock on the master they know by this name.
+    /// The URLs are sentinels; lock on the master they know by this name. A sentinel's own
+    /// password goes in its URL (redis://:password@host:26379); the master's in
+    /// --master-password.
     #[arg(long, global = true, value_name = "MASTER")]
     pub(crate) sentinel: Option<String>,
+
+    /// With --sentinel: the master's ACL user name (needs --master-password).
+    #[arg(long, global = true, value_name = "USER", requires = "sentinel")]
+    pub(crate) master_user: Option<String>,
+
+    /// With --sentinel: the master's password (its requirepass, the sentinels' auth-pass),
+    /// never sent to the sentinels. Prefer the environment variable REDISLOCK_MASTER_PASSWORD
+    /// (read only with --sentinel): a command line can be seen by other users. Never printed.
+    #[arg(long, global = true, value_name = "PASSWORD", requires = "sentinel")]
+    pub(crate) master_password: Option<Secret>,
+
+    /// With --sentinel: the master's database number (default 0).
+    #[arg(long, global = true, value_name = "N", requires = "sentinel")]
+    pub(crate) master_db: Option<u32>,
 
     /// Longest time one Redis call may take (500ms, 3s, ...).
     #[arg(long, global = true, value_name = "DURATION", default_value = "3s", value_parser = duration::parse)]
@@ -66,6 +84,49 @@ pub(crate) struct Global {
     /// held elsewhere (its exit code tells it).
     #[arg(short, long, global = true)]
     pub(crate) quiet: bool,
+}
+
+/// A password from the command line or the environment; its `Debug` never shows it.
+#[derive(Clone)]
+pub(crate) struct Secret(String);
+
+impl Secret {
+    /// The password itself, for the one place that sends it.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Self(text.to_owned()))
+    }
+}
+
+/// Where the master's password is read from when --master-password is not given. Read by
+/// hand rather than by clap, so that a variable exported for `--sentinel` runs does not make
+/// every other run a usage error.
+pub(crate) const MASTER_PASSWORD_ENV: &str = "REDISLOCK_MASTER_PASSWORD";
+
+impl Global {
+    /// The master's password: --master-password, else a non-empty
+    /// [`MASTER_PASSWORD_ENV`].
+    pub(crate) fn master_password(&self) -> Option<Secret> {
+        self.master_password.clone().or_else(|| {
+            std::env::var(MASTER_PASSWORD_ENV)
+                .ok()
+                .filter(|password| !password.is_empty())
+                .map(Secret)
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -265,6 +326,41 @@ mod tests {
             Cli::try_parse_from(["redislock", "run", "k", "-n", "-w", "1s", "--", "x"]).is_err(),
             "--wait and --nonblock together"
         );
+    }
+
+    #[test]
+    fn the_master_options_go_with_sentinel_and_the_password_is_never_shown() {
+        let cli = Cli::try_parse_from([
+            "redislock",
+            "--sentinel",
+            "m",
+            "--master-user",
+            "locker",
+            "--master-password",
+            "hunter2-master",
+            "--master-db",
+            "2",
+            "get",
+            "k",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.master_user.as_deref(), Some("locker"));
+        assert_eq!(
+            cli.global.master_password.as_ref().map(Secret::expose),
+            Some("hunter2-master")
+        );
+        assert_eq!(cli.global.master_db, Some(2));
+        assert!(!format!("{cli:?}").contains("hunter2"));
+        for without_sentinel in [
+            ["redislock", "--master-user", "u", "get", "k"],
+            ["redislock", "--master-password", "p", "get", "k"],
+            ["redislock", "--master-db", "2", "get", "k"],
+        ] {
+            assert!(
+                Cli::try_parse_from(without_sentinel).is_err(),
+                "{without_sentinel:?}"
+            );
+        }
     }
 
     #[test]

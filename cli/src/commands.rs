@@ -6,6 +6,7 @@ use std::io;
 
 use ac_redislock::{
     AcquireOptions, LockError, LockParams, LockState, LockStatus, RedisLock, ReleaseParams,
+    SentinelMaster,
 };
 
 use crate::cli::{Cli, Command, ExtendArgs, Global, KeyArg, LockArgs, ReleaseArgs, StatusArgs};
@@ -49,7 +50,14 @@ fn connect(global: &Global) -> ac_redislock::Result<RedisLock> {
     let builder = RedisLock::builder().command_timeout(global.timeout);
     let urls: Vec<&str> = global.urls.iter().map(String::as_str).collect();
     if let Some(master) = &global.sentinel {
-        builder.build_sentinel(&urls, master)
+        let mut settings = SentinelMaster::new().db(global.master_db.unwrap_or(0));
+        if let Some(user) = &global.master_user {
+            settings = settings.username(user);
+        }
+        if let Some(password) = &global.master_password() {
+            settings = settings.password(password.expose());
+        }
+        builder.build_sentinel_with(&urls, master, &settings)
     } else if global.cluster {
         builder.build_cluster(&urls)
     } else if let [url] = urls.as_slice() {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use ac_redislock_testsupport::{cluster, server};
+use ac_redislock_testsupport::{cluster, sentinel, server};
 use cluster::Cluster;
 use common::{code, key, redislock, run, stderr, stdout, wait_until_held};
 use nix::sys::signal::{Signal, kill};
@@ -415,4 +415,128 @@ fn cluster_urls_lock_on_the_cluster() {
         .output()
         .unwrap();
     assert_eq!(code(&out), 2, "--cluster with --sentinel is a usage error");
+}
+
+/// The value of `key` in database `db` of `server` of the Sentinel group.
+fn get_in(group: &sentinel::Group, server: &RedisServer, db: u32, key: &str) -> Option<String> {
+    let url = format!("{}&db={db}", group.url_of(server));
+    let mut conn = redis::Client::open(url)
+        .and_then(|client| client.get_connection())
+        .expect("a connection to the group");
+    redis::cmd("GET").arg(key).query(&mut conn).expect("GET")
+}
+
+#[test]
+fn sentinel_with_passwords_locks_on_the_master_and_follows_a_failover() {
+    const MASTER_PASSWORD: &str = "cli-master-secret-51";
+    const SENTINEL_PASSWORD: &str = "cli-sentinel-secret-73";
+    const WRONG: &str = "cli-wrong-secret-88";
+    let mut group = sentinel::Group::start_with(sentinel::Auth::passwords(
+        MASTER_PASSWORD,
+        SENTINEL_PASSWORD,
+    ));
+    let url = group.sentinel.url();
+    let cli = |password: Option<&str>, rest: &[&str]| -> Output {
+        let mut cmd = redislock();
+        cmd.env_remove("REDIS_URL")
+            .env_remove("REDISLOCK_MASTER_PASSWORD")
+            .args([
+                "--sentinel",
+                sentinel::MASTER,
+                "--url",
+                &url,
+                "--master-db",
+                "2",
+            ]);
+        if let Some(password) = password {
+            cmd.env("REDISLOCK_MASTER_PASSWORD", password);
+        }
+        cmd.args(rest).output().unwrap()
+    };
+    let assert_hidden = |out: &Output| {
+        let shown = format!("{}{}", stdout(out), stderr(out));
+        for secret in [MASTER_PASSWORD, SENTINEL_PASSWORD, WRONG] {
+            assert!(!shown.contains(secret), "{secret} shown: {shown}");
+        }
+    };
+
+    // The password from the environment; the lock in the master's database 2.
+    let k = key("sentinel-auth");
+    let out = cli(Some(MASTER_PASSWORD), &["lock", &k, "--ttl", "60s"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let token = stdout(&out);
+    assert_eq!(get_in(&group, &group.master, 2, &k), Some(token.clone()));
+    assert_eq!(get_in(&group, &group.master, 0, &k), None);
+    let out = cli(Some(MASTER_PASSWORD), &["status", &k]);
+    assert!(stdout(&out).contains(": held"), "{}", stderr(&out));
+
+    // No master password: the master refuses, in one line. A wrong one likewise (given on the
+    // command line this time), and neither password is ever printed.
+    let out = cli(None, &["get", &k]);
+    assert_one_line_error(&out, 3, "Authentication required");
+    assert_hidden(&out);
+    let mut cmd = redislock();
+    let out = cmd
+        .env_remove("REDIS_URL")
+        .env_remove("REDISLOCK_MASTER_PASSWORD")
+        .args(["--sentinel", sentinel::MASTER, "--url", &url])
+        .args(["--master-password", WRONG, "get", &k])
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, 3, "authentication failed");
+    assert_hidden(&out);
+    // The sentinel's password missing from its URL: the sentinel refuses.
+    let out = redislock()
+        .env_remove("REDIS_URL")
+        .env("REDISLOCK_MASTER_PASSWORD", MASTER_PASSWORD)
+        .args([
+            "--sentinel",
+            sentinel::MASTER,
+            "--url",
+            &group.sentinel.bare_url(),
+        ])
+        .args(["get", &k])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_hidden(&out);
+
+    // Failover: once the lock is on the replica, the replica takes over; the holder's value
+    // releases it there, and new locks go there too.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get_in(&group, &group.replica, 2, &k).as_deref() != Some(token.as_str()) {
+        assert!(Instant::now() < deadline, "never replicated");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    group.fail_over();
+    let out = cli(Some(MASTER_PASSWORD), &["release", &k, "--value", &token]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(get_in(&group, &group.replica, 2, &k), None);
+    let out = cli(Some(MASTER_PASSWORD), &["lock", &k]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(get_in(&group, &group.replica, 2, &k), Some(stdout(&out)));
+}
+
+#[test]
+fn the_master_password_variable_is_read_only_with_sentinel_and_never_shown() {
+    let secret = "cli-env-secret-19";
+    // Exported for Sentinel runs, it does not get in the way of others.
+    let out = redislock()
+        .env("REDISLOCK_MASTER_PASSWORD", secret)
+        .args(["get", &key("env")])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "free: {}", stderr(&out));
+    let out = redislock()
+        .env("REDISLOCK_MASTER_PASSWORD", secret)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0);
+    assert!(stdout(&out).contains("REDISLOCK_MASTER_PASSWORD"));
+    assert!(!stdout(&out).contains(secret));
+    // The options themselves need --sentinel.
+    let out = run(&["--master-password", secret, "get", "k"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(!stderr(&out).contains(secret), "{}", stderr(&out));
 }

@@ -16,6 +16,8 @@ use crate::lock::{Config, Core};
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
 use crate::store::redis_store::connect::{self, Connect, TlsConfig};
+#[cfg(feature = "sentinel")]
+use crate::store::redis_store::sentinel::SentinelMaster;
 use crate::store::redlock::{RedlockOptions, RedlockStore};
 
 pub(crate) mod sealed {
@@ -179,7 +181,8 @@ impl RedisLock {
 /// for a [`blocking::RedisLock`](crate::blocking::RedisLock)); finish with one of the `build`
 /// methods, one per kind of store: [`build_from_url`](Self::build_from_url),
 /// [`build`](Self::build) (your own connection), [`build_cluster`](Self::build_cluster),
-/// [`build_sentinel`](Self::build_sentinel), [`build_redlock`](Self::build_redlock),
+/// [`build_sentinel`](Self::build_sentinel) (and [`build_sentinel_with`](Self::build_sentinel_with)),
+/// [`build_redlock`](Self::build_redlock),
 /// [`build_redlock_on`](Self::build_redlock_on), [`build_in_memory`](Self::build_in_memory).
 ///
 /// The [`Flavor`] parameter says which client the `build` methods make; it is [`Async`]
@@ -519,6 +522,13 @@ impl<F: Flavor> RedisLockBuilder<F> {
     /// failover (a broken connection, or `READONLY` from a demoted master), so the same client
     /// keeps working on the new master.
     ///
+    /// A sentinel that has a password of its own (`requirepass` in `sentinel.conf`) gets it
+    /// in its URL: `redis://:sentinel-password@host:26379/`. That password is for the
+    /// sentinel only; a master with a password (`requirepass`, known to the sentinels as
+    /// `sentinel auth-pass`), a database other than 0, or TLS needs
+    /// [`build_sentinel_with`](Self::build_sentinel_with). This method logs in to the master
+    /// with no password, on database 0, without TLS.
+    ///
     /// Replication to the replicas is asynchronous: a lock granted just before a failover may
     /// not have reached the replica that takes over. Ask for
     /// [`AcquireOptions::replicas`](crate::AcquireOptions::replicas) to wait for replicas to
@@ -526,15 +536,16 @@ impl<F: Flavor> RedisLockBuilder<F> {
     ///
     /// # Errors
     ///
-    /// [`InvalidInput`](crate::LockError::InvalidInput) for no or bad URLs, or outside a Tokio
-    /// runtime.
+    /// [`InvalidInput`](crate::LockError::InvalidInput) for no or bad URLs, TLS certificates
+    /// given (they are for the master: see [`SentinelMaster::tls`](crate::SentinelMaster::tls)),
+    /// or outside a Tokio runtime.
     ///
     /// # Examples
     ///
     /// ```no_run
     /// # async fn run() -> ac_redislock::Result<()> {
     /// let locks = ac_redislock::RedisLock::builder().build_sentinel(
-    ///     &["redis://10.0.0.1:26379/", "redis://10.0.0.2:26379/"],
+    ///     &["redis://10.0.0.1:26379/", "redis://:sentinel-password@10.0.0.2:26379/"],
     ///     "mymaster",
     /// )?;
     /// # Ok(()) }
@@ -542,10 +553,69 @@ impl<F: Flavor> RedisLockBuilder<F> {
     #[cfg(feature = "sentinel")]
     #[cfg_attr(docsrs, doc(cfg(feature = "sentinel")))]
     pub fn build_sentinel(self, sentinel_urls: &[&str], master_name: &str) -> Result<F::Client> {
+        self.build_sentinel_with(sentinel_urls, master_name, &SentinelMaster::new())
+    }
+
+    /// Builds a client on the master of a Redis Sentinel group, as
+    /// [`build_sentinel`](Self::build_sentinel), logging in to the master with `master`: its
+    /// user name and password, database and TLS. The same settings are used for the replica
+    /// that takes over after a failover, and for the wake-up (pub/sub) connection.
+    ///
+    /// The sentinels' own credentials stay in their URLs (`redis://:sentinel-password@host:26379/`):
+    /// the master's password is never sent to a sentinel, nor the sentinels' to the master.
+    /// A wrong master password fails each call with [`LockError::Redis`](crate::LockError::Redis)
+    /// (`WRONGPASS`, or `NOAUTH` when none was given); no error shows a password.
+    ///
+    /// With [`SentinelMaster::tls`](crate::SentinelMaster::tls), the builder's
+    /// [`tls_root_certificate`](Self::tls_root_certificate) and
+    /// [`tls_client_certificate`](Self::tls_client_certificate) apply to the master; the
+    /// sentinel URLs then must all carry the same user name and password.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput`](crate::LockError::InvalidInput) for no or bad URLs, a user name without a
+    /// password, certificates for a master reached without TLS, or outside a Tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ac_redislock::SentinelMaster;
+    ///
+    /// # async fn run() -> ac_redislock::Result<()> {
+    /// let password = std::env::var("REDIS_MASTER_PASSWORD").unwrap_or_default();
+    /// let locks = ac_redislock::RedisLock::builder().build_sentinel_with(
+    ///     &["redis://:sentinel-password@10.0.0.1:26379/", "redis://:sentinel-password@10.0.0.2:26379/"],
+    ///     "mymaster",
+    ///     &SentinelMaster::new().password(password).db(2),
+    /// )?;
+    /// let guard = locks.acquire("reports:daily").await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// The blocking client takes the same settings:
+    ///
+    /// ```no_run
+    /// # fn run() -> ac_redislock::Result<()> {
+    /// let locks = ac_redislock::blocking::RedisLock::builder().build_sentinel_with(
+    ///     &["redis://10.0.0.1:26379/"],
+    ///     "mymaster",
+    ///     &ac_redislock::SentinelMaster::new().username("locker").password("s3cret"),
+    /// )?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "sentinel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sentinel")))]
+    pub fn build_sentinel_with(
+        self,
+        sentinel_urls: &[&str],
+        master_name: &str,
+        master: &SentinelMaster,
+    ) -> Result<F::Client> {
         self.finish(|connect| {
             Ok(Box::new(connect::sentinel(
                 sentinel_urls,
                 master_name,
+                master,
                 connect,
             )?))
         })
@@ -692,5 +762,59 @@ mod tests {
                 "{err:?}"
             );
         }
+    }
+
+    #[cfg(all(feature = "sentinel", feature = "tls"))]
+    #[tokio::test]
+    async fn sentinel_certificates_are_for_a_master_reached_over_tls() {
+        use crate::SentinelMaster;
+        const CA: &[u8] = b"-----BEGIN CERTIFICATE-----";
+        let sentinels = ["redis://:s1@127.0.0.1:1/", "redis://:s1@127.0.0.2:1/"];
+        let master = SentinelMaster::new().password("hunter2-master");
+
+        // Certificates, and a master reached in plaintext: refused, never ignored.
+        let err = RedisLock::builder()
+            .tls_root_certificate(CA)
+            .build_sentinel_with(&sentinels, "m", &master)
+            .unwrap_err();
+        assert!(
+            matches!(&err, LockError::InvalidInput(InvalidInput::Url(why)) if why.contains("tls(true)")),
+            "{err:?}"
+        );
+
+        // Over TLS, the certificates go through redis-rs's builder: one sentinel login for all.
+        let master = master.tls(true);
+        let err = RedisLock::builder()
+            .tls_root_certificate(CA)
+            .build_sentinel_with(
+                &["redis://:s1@127.0.0.1:1/", "redis://:s2@127.0.0.2:1/"],
+                "m",
+                &master,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&err, LockError::InvalidInput(InvalidInput::Url(why)) if why.contains("same")),
+            "{err:?}"
+        );
+        let shown = format!("{err} {err:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s2"),
+            "{shown}"
+        );
+    }
+
+    #[cfg(feature = "sentinel")]
+    #[test]
+    fn sentinel_master_settings_never_show_the_password() {
+        let master = crate::SentinelMaster::new()
+            .username("locker")
+            .password("hunter2-master")
+            .db(4);
+        let shown = format!("{master:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("locker") && shown.contains("<redacted>"),
+            "{shown}"
+        );
     }
 }

@@ -82,7 +82,9 @@
 //!   without persistence, or an eviction policy other than `noeviction`, can lose held locks.
 //! - **Sentinel** ([`RedisLockBuilder::build_sentinel`]): the client follows the master through
 //!   failovers. Replication is asynchronous, so a failover right after a grant can lose it; ask
-//!   for [`AcquireOptions::replicas`] and check [`LockGuard::replicas_acked`].
+//!   for [`AcquireOptions::replicas`] and check [`LockGuard::replicas_acked`]. A master with a
+//!   password, a database other than 0 or TLS: [`RedisLockBuilder::build_sentinel_with`] and
+//!   [`SentinelMaster`] (the sentinels' own password goes in their URLs).
 //! - **Redis Cluster** ([`RedisLockBuilder::build_cluster`], or [`RedisLock::new`] with a cluster
 //!   connection): as Sentinel, per key slot. Waiter and fencing keys share the key's slot.
 //! - **Redlock** ([`RedisLockBuilder::build_redlock`]): held when a majority of N independent
@@ -115,7 +117,7 @@
 //! |---------|---------|--------------|
 //! | `tls`   | yes     | `rediss://` URLs, through rustls and the system's root certificates |
 //! | `cluster` | yes   | [`RedisLockBuilder::build_cluster`]; cluster connections recognised by [`RedisLock::new`] |
-//! | `sentinel` | yes  | [`RedisLockBuilder::build_sentinel`] |
+//! | `sentinel` | yes  | [`RedisLockBuilder::build_sentinel`], [`RedisLockBuilder::build_sentinel_with`] and [`SentinelMaster`] |
 
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -152,6 +154,8 @@ pub use lock::{
 };
 pub use report::ErrorChain;
 pub use status::{LockState, LockStatus};
+#[cfg(feature = "sentinel")]
+pub use store::redis_store::sentinel::SentinelMaster;
 pub use store::redlock::DEFAULT_NODE_TIMEOUT as DEFAULT_REDLOCK_NODE_TIMEOUT;
 
 /// The README's examples, compiled as doc tests.

@@ -146,29 +146,126 @@ pub(crate) fn cluster(
 }
 
 /// A store on the master of a Sentinel group, asked of the sentinels again after a failover.
+/// The sentinels' URLs carry their own credentials; `master` says how to log in to the master
+/// (and wake-ups use the same). `connect.tls`, if given, is for the master, which must then be
+/// reached over TLS.
 #[cfg(feature = "sentinel")]
 pub(crate) fn sentinel(
     sentinel_urls: &[&str],
     master_name: &str,
+    master: &super::sentinel::SentinelMaster,
     connect: &Connect,
 ) -> Result<RedisStore<super::sentinel::SentinelConnection>> {
+    use redis::sentinel::{SentinelClient, SentinelServerType};
+
     if sentinel_urls.is_empty() {
         return Err(InvalidInput::Url("Sentinel needs at least one sentinel URL".into()).into());
     }
-    for url in sentinel_urls {
-        open_client(url, None)?;
-    }
+    let sentinels = sentinel_urls
+        .iter()
+        .map(|url| open_client(url, None))
+        .collect::<Result<Vec<_>>>()?;
+    let node = master.node_info()?;
     need_runtime()?;
-    let sentinel = redis::sentinel::SentinelClient::build(
-        sentinel_urls.to_vec(),
-        master_name,
-        None,
-        redis::sentinel::SentinelServerType::Master,
-    )
-    .map_err(|_| InvalidInput::Url("the sentinel URLs could not be used".into()))?;
+    // redis-rs takes the name as a `String` without its TLS feature, `impl AsRef<str>` with it.
+    #[allow(clippy::unnecessary_to_owned)]
+    let sentinel = match &connect.tls {
+        None => SentinelClient::build(
+            sentinel_urls.to_vec(),
+            master_name.to_owned(),
+            Some(node),
+            SentinelServerType::Master,
+        )
+        .map_err(|_| InvalidInput::Url("the sentinel URLs could not be used".into()))?,
+        // Certificates mean TLS was wanted: never connect in plaintext instead.
+        Some(_) if !master.uses_tls() => {
+            return Err(InvalidInput::Url(
+                "TLS certificates were given for a Sentinel master reached without TLS: \
+                 use SentinelMaster::tls(true)"
+                    .into(),
+            )
+            .into());
+        }
+        Some(tls) => sentinel_with_certificates(&sentinels, master_name, master, tls)?,
+    };
     let conn = super::sentinel::SentinelConnection::new(sentinel, connect.command_timeout);
     let wake = WakeSource::Sentinel(conn.clone());
     Ok(RedisStore::new(conn, wake, false, connect.command_timeout))
+}
+
+/// A Sentinel client whose master connections use `tls`'s certificates. redis-rs takes them
+/// only through its `SentinelClientBuilder`, which has one user name and password for all
+/// sentinels: their URLs must agree on them.
+#[cfg(all(feature = "sentinel", feature = "tls"))]
+fn sentinel_with_certificates(
+    sentinels: &[redis::Client],
+    master_name: &str,
+    master: &super::sentinel::SentinelMaster,
+    tls: &TlsConfig,
+) -> Result<redis::sentinel::SentinelClient> {
+    use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+
+    let infos: Vec<&redis::ConnectionInfo> = sentinels
+        .iter()
+        .map(redis::Client::get_connection_info)
+        .collect();
+    let logins: Vec<(Option<String>, Option<String>)> = infos
+        .iter()
+        .map(|info| {
+            let settings = info.redis_settings();
+            (
+                settings.username().map(str::to_owned),
+                settings.password().map(str::to_owned),
+            )
+        })
+        .collect();
+    // There is at least one sentinel: `sentinel` checked.
+    let (sentinel_user, sentinel_password) = logins.first().cloned().unwrap_or_default();
+    if logins
+        .iter()
+        .any(|login| login.0 != sentinel_user || login.1 != sentinel_password)
+    {
+        return Err(InvalidInput::Url(
+            "with TLS certificates for the master, every sentinel URL must carry the same \
+             user name and password"
+                .into(),
+        )
+        .into());
+    }
+    let addresses = infos.iter().map(|info| info.addr().clone());
+    let unusable = |_: redis::RedisError| {
+        InvalidInput::Url("the sentinel URLs or the certificates could not be used".into())
+    };
+    let mut builder =
+        SentinelClientBuilder::new(addresses, master_name, SentinelServerType::Master)
+            .map_err(unusable)?
+            .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
+            .set_client_to_redis_db(i64::from(master.database()))
+            .set_client_to_redis_certificates(tls.certificates());
+    if let Some(user) = sentinel_user {
+        builder = builder.set_client_to_sentinel_username(user);
+    }
+    if let Some(password) = sentinel_password {
+        builder = builder.set_client_to_sentinel_password(password);
+    }
+    let (user, password) = master.credentials();
+    if let Some(user) = user {
+        builder = builder.set_client_to_redis_username(user);
+    }
+    if let Some(password) = password {
+        builder = builder.set_client_to_redis_password(password);
+    }
+    Ok(builder.build().map_err(unusable)?)
+}
+
+#[cfg(all(feature = "sentinel", not(feature = "tls")))]
+fn sentinel_with_certificates(
+    _sentinels: &[redis::Client],
+    _master_name: &str,
+    _master: &super::sentinel::SentinelMaster,
+    _tls: &TlsConfig,
+) -> Result<redis::sentinel::SentinelClient> {
+    Err(no_tls())
 }
 
 /// The reconnecting connection of a client made from a URL: one connection attempt per call,

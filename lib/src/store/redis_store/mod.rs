@@ -28,7 +28,7 @@ pub(crate) mod connect;
 mod protocol;
 mod scripts;
 #[cfg(feature = "sentinel")]
-mod sentinel;
+pub(crate) mod sentinel;
 mod wake;
 
 /// A store over a cloneable redis-rs connection (multiplexed, `ConnectionManager`, cluster).
