@@ -76,6 +76,13 @@
 //! before the runtime goes (see [`LockGuard`]'s drop behaviour); the blocking client's guards
 //! release before their `drop` returns.
 //!
+//! # Supported servers
+//!
+//! Tested on every change against Redis 7.x and 6.2 (single server, Cluster, Sentinel, Redlock;
+//! TLS on 7.x). Redis 6.0 and Valkey are expected to work and are not tested; before 6.0 is not
+//! supported (ACL users need 6.0). Errors met inside the scripts are recognised on both
+//! versions. See the README's "Supported servers" for managed services.
+//!
 //! # Choosing a deployment
 //!
 //! - **One Redis** ([`RedisLock::from_url`]): mutual exclusion while Redis keeps the key. A restart
