@@ -95,12 +95,7 @@ async fn lock(locks: &RedisLock, global: &Global, args: LockArgs) -> Exit {
                 return Exit::Backend;
             }
         };
-        let acquire = async {
-            tokio::select! {
-                acquired = locks.acquire_with(&key, options) => Ok(acquired),
-                signal = signals.next() => Err(signal),
-            }
-        };
+        let acquire = signals.or_first(locks.acquire_with(&key, options));
         match Spinner::new(locks, &key, global.quiet)
             .around(acquire)
             .await

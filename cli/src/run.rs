@@ -60,12 +60,7 @@ pub(crate) async fn run(locks: &RedisLock, global: &Global, args: RunArgs) -> Ex
         .fencing(fencing);
     // The first signal ends the wait: nothing is started, and the waiter's registration is
     // withdrawn (the acquisition, dropped, does it; the client's close waits for it).
-    let acquire = async {
-        tokio::select! {
-            acquired = locks.acquire_with(&key, options) => Ok(acquired),
-            signal = signals.next() => Err(signal),
-        }
-    };
+    let acquire = signals.or_first(locks.acquire_with(&key, options));
     let acquired = if nonblock {
         acquire.await
     } else {

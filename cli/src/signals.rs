@@ -2,6 +2,7 @@
 //! first ends the wait cleanly (the waiter's place withdrawn); while `run`'s command runs, each
 //! is passed on to it.
 
+use std::future::Future;
 use std::task::Poll;
 
 use nix::sys::signal::Signal;
@@ -32,6 +33,15 @@ impl Signals {
             .map(|sig| Ok((sig, signal(SignalKind::from_raw(sig as i32))?)))
             .collect::<std::io::Result<_>>()?;
         Ok(Self { streams })
+    }
+
+    /// Runs `fut` until it ends, or until the first signal, which drops it: for a wait that a
+    /// signal ends, as in flock(1).
+    pub(crate) async fn or_first<T>(&mut self, fut: impl Future<Output = T>) -> Result<T, Signal> {
+        tokio::select! {
+            output = fut => Ok(output),
+            signal = self.next() => Err(signal),
+        }
     }
 
     /// The next signal received.

@@ -8,20 +8,15 @@ use std::time::{Duration, Instant};
 
 use ac_redislock_testsupport::{cluster, sentinel, server};
 use cluster::Cluster;
-use common::{code, key, redislock, run, stderr, stdout, wait_until_held};
+use common::{code, key, one_error_line, redislock, run, stderr, stdout, wait_until_held};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use server::RedisServer;
 
 /// One line on stderr, with the prefix, and no panic.
 fn assert_one_line_error(output: &Output, want_code: i32, want_text: &str) {
-    let err = stderr(output);
-    assert_eq!(code(output), want_code, "stderr: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "{err}");
-    assert!(lines[0].starts_with("redislock: error: "), "{err}");
-    assert!(lines[0].contains(want_text), "{err}");
+    let line = one_error_line(output, want_code);
+    assert!(line.contains(want_text), "{line}");
 }
 
 #[test]

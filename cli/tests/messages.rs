@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Output, Stdio};
 
 use ac_redislock_testsupport::server::free_port;
-use common::{code, key, redislock, run, server, stderr, stdout};
+use common::{code, key, one_error_line, redislock, run, server, stderr, stdout};
 
 const BIN: &str = env!("CARGO_BIN_EXE_redislock");
 
@@ -41,17 +41,6 @@ fn held(key: &str) -> Option<String> {
         .get_connection()
         .unwrap();
     redis::cmd("GET").arg(key).query(&mut conn).unwrap()
-}
-
-/// One line on stderr, with the prefix, no panic, the code wanted; returns the line.
-fn one_error_line(output: &Output, want_code: i32) -> String {
-    let err = stderr(output);
-    assert_eq!(code(output), want_code, "stderr: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "{err}");
-    assert!(lines[0].starts_with("redislock: error: "), "{err}");
-    lines[0].to_owned()
 }
 
 /// Whether `text` has a word of 40 hex digits: a token `redislock` made.

@@ -91,6 +91,16 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
     }
 }
 
+/// After a wait on `key` ended by `signal`: `holder` still holds it, and no waiter is queued.
+fn assert_wait_withdrawn(key: &str, holder: &str, signal: Signal) {
+    assert_eq!(
+        stdout(&run(&["get", key])),
+        holder,
+        "{signal}: holder touched"
+    );
+    assert_eq!(waiters(key), 0, "{signal}: the waiter is still queued");
+}
+
 #[test]
 fn each_signal_ends_the_wait_at_once_runs_nothing_and_withdraws_the_waiter() {
     let dir = tempfile::tempdir().unwrap();
@@ -119,12 +129,7 @@ fn each_signal_ends_the_wait_at_once_runs_nothing_and_withdraws_the_waiter() {
             "{signal}: exited after {took:?}"
         );
         assert!(!marker.exists(), "{signal}: the command ran");
-        assert_eq!(
-            stdout(&run(&["get", &k])),
-            holder,
-            "{signal}: holder touched"
-        );
-        assert_eq!(waiters(&k), 0, "{signal}: the waiter is still queued");
+        assert_wait_withdrawn(&k, &holder, signal);
     }
 }
 
@@ -143,12 +148,7 @@ fn a_signal_ends_a_lock_wait_too_and_withdraws_the_waiter() {
         send(waiting.id(), signal);
         let status = wait_exit(&mut waiting, Duration::from_secs(5));
         assert_eq!(status.code(), Some(128 + signal as i32), "{signal}");
-        assert_eq!(
-            stdout(&run(&["get", &k])),
-            holder,
-            "{signal}: holder touched"
-        );
-        assert_eq!(waiters(&k), 0, "{signal}: the waiter is still queued");
+        assert_wait_withdrawn(&k, &holder, signal);
     }
 }
 

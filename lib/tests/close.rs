@@ -12,6 +12,27 @@ use ac_redislock::{AcquireOptions, LockError, LockParams, LossReason, RedisLock,
 use redis::AsyncCommands;
 use support::{Logs, RedisServer, raw_conn, unique_key, wait_for_waiters};
 
+/// A plain connection to `server`, for checks.
+fn admin(server: &RedisServer) -> redis::Connection {
+    redis::Client::open(server.url())
+        .and_then(|client| client.get_connection())
+        .expect("an admin connection")
+}
+
+/// A call a closed client refused.
+fn assert_shut_down<T: std::fmt::Debug>(result: &ac_redislock::Result<T>) {
+    assert!(
+        matches!(
+            result,
+            Err(LockError::Unavailable {
+                reason: ac_redislock::UnavailableReason::Shutdown,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+}
+
 /// The path of an example program of this package, which `cargo test` builds next to the test
 /// binaries (`target/<profile>/examples/`).
 fn example(name: &str) -> PathBuf {
@@ -43,9 +64,7 @@ fn run_example(name: &str, url: &str, key: &str) -> Output {
 fn twenty_runs_leave_no_lock(name: &str) {
     let server = RedisServer::start();
     let key = unique_key(name);
-    let mut admin = redis::Client::open(server.url())
-        .and_then(|client| client.get_connection())
-        .expect("an admin connection");
+    let mut admin = admin(&server);
     for run in 1..=20 {
         let output = run_example(name, &server.url(), &key);
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -249,16 +268,7 @@ async fn close_releases_what_guards_hold_cancels_their_work_and_refuses_new_work
         locks.clone().get_lock("anything").await.map(drop),
     ];
     for result in refused {
-        assert!(
-            matches!(
-                result,
-                Err(LockError::Unavailable {
-                    reason: ac_redislock::UnavailableReason::Shutdown,
-                    ..
-                })
-            ),
-            "{result:?}"
-        );
+        assert_shut_down(&result);
     }
     locks.close().await.unwrap();
 }
@@ -286,16 +296,7 @@ async fn close_ends_a_waiting_acquisition_and_removes_its_place_in_the_queue() {
         .await
         .expect("the waiting acquisition outlived the close")
         .unwrap();
-    assert!(
-        matches!(
-            result,
-            Err(LockError::Unavailable {
-                reason: ac_redislock::UnavailableReason::Shutdown,
-                ..
-            })
-        ),
-        "{result:?}"
-    );
+    assert_shut_down(&result);
     assert!(started.elapsed() < Duration::from_secs(2));
     let queued: usize = redis::cmd("ZCARD")
         .arg(support::companion(&key, "waiters"))
@@ -339,9 +340,7 @@ async fn a_guard_dropped_while_held_says_so_once_at_debug_and_close_waits_for_it
 #[test]
 fn a_blocking_guard_is_released_when_drop_returns() {
     let server = RedisServer::start();
-    let mut admin = redis::Client::open(server.url())
-        .and_then(|client| client.get_connection())
-        .unwrap();
+    let mut admin = admin(&server);
     let locks = ac_redislock::blocking::RedisLock::from_url(&server.url()).unwrap();
     for _ in 0..20 {
         let key = unique_key("blocking-drop");
@@ -355,9 +354,7 @@ fn a_blocking_guard_is_released_when_drop_returns() {
 #[test]
 fn dropping_a_blocking_client_waits_for_its_background_release() {
     let server = RedisServer::start();
-    let mut admin = redis::Client::open(server.url())
-        .and_then(|client| client.get_connection())
-        .unwrap();
+    let mut admin = admin(&server);
     let timeout = Duration::from_millis(300);
     let locks = ac_redislock::blocking::RedisLock::builder()
         .command_timeout(timeout)

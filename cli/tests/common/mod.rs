@@ -19,15 +19,8 @@ pub fn server() -> &'static RedisServer {
     })
 }
 
-pub fn key(what: &str) -> String {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "cli:{what}:{}:{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
+/// A key no other test uses.
+pub use ac_redislock_testsupport::unique_key as key;
 
 /// `redislock` with REDIS_URL pointing at the test server.
 pub fn redislock() -> Command {
@@ -137,4 +130,15 @@ pub fn stamps(path: &Path) -> Vec<u64> {
         .lines()
         .filter_map(|line| line.trim().parse().ok())
         .collect()
+}
+
+/// One line on stderr, with the prefix, no panic, the code wanted; returns the line.
+pub fn one_error_line(output: &Output, want_code: i32) -> String {
+    let err = stderr(output);
+    assert_eq!(code(output), want_code, "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].starts_with("redislock: error: "), "{err}");
+    lines[0].to_owned()
 }

@@ -29,6 +29,19 @@ pub(crate) struct Cleanup {
     pub(crate) within: Duration,
 }
 
+impl Cleanup {
+    /// The release of a held lock, which may live for `within` more.
+    pub(crate) fn release(held: &Held, within: Duration) -> Self {
+        Self {
+            key: held.key.clone(),
+            wire: held.wire.clone(),
+            token: Some(held.token.clone()),
+            waiter: None,
+            within,
+        }
+    }
+}
+
 impl Core {
     /// Runs `cleanup` in the background on `runtime`, tracked until it ends (see
     /// [`close`](Core::close)). The release is sent once, and again while Redis does not answer
@@ -94,15 +107,7 @@ impl Core {
             let runtime = Handle::current();
             for hold in holds {
                 let within = hold.end(LossReason::Closed);
-                let Held { key, wire, token } = &*hold.held;
-                let cleanup = Cleanup {
-                    key: key.clone(),
-                    wire: wire.clone(),
-                    token: Some(token.clone()),
-                    waiter: None,
-                    within,
-                };
-                self.spawn_cleanup(&runtime, cleanup);
+                self.spawn_cleanup(&runtime, Cleanup::release(&hold.held, within));
             }
         }
         let left = self.registry.settle(deadline).await;

@@ -457,23 +457,16 @@ impl Drop for LockGuard {
         let Some(runtime) = &self.runtime else {
             return;
         };
-        let Held { key, wire, token } = &*self.held;
         if !within.is_zero() {
             tracing::debug!(
-                key = ?key,
+                key = ?self.held.key,
                 "guard dropped while held: its lock is released in the background; \
                  release the guard, or await RedisLock::close() before the program ends, \
                  to be sure it is"
             );
         }
-        let cleanup = Cleanup {
-            key: key.clone(),
-            wire: wire.clone(),
-            token: Some(token.clone()),
-            waiter: None,
-            within,
-        };
-        self.core.spawn_cleanup(runtime, cleanup);
+        self.core
+            .spawn_cleanup(runtime, Cleanup::release(&self.held, within));
     }
 }
 

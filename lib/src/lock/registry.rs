@@ -107,7 +107,15 @@ impl Registry {
     /// Notes an acquisition ended, after it sent its cleanup (if any) to the background.
     pub(crate) fn leave(&self) {
         self.acquiring.fetch_sub(1, Ordering::AcqRel);
-        self.ended.notify_waiters();
+        self.wake_settle();
+    }
+
+    /// Wakes [`settle`](Self::settle), which only runs once the client is closed: the
+    /// acquisitions and cleanups of an open client pay no wake-up.
+    fn wake_settle(&self) {
+        if self.is_closed() {
+            self.ended.notify_waiters();
+        }
     }
 
     /// Registers a guard's hold; refused once the client is closed.
@@ -154,7 +162,8 @@ impl Registry {
 
     /// Waits until no acquisition is in progress (a closed client's end quickly: refused, or
     /// woken from their wait) and no cleanup is in flight, or `deadline` passes; returns what
-    /// failed and has not expired yet, and what is still in flight.
+    /// failed and has not expired yet, and what is still in flight. Only after
+    /// [`close`](Self::close): before, nothing wakes it.
     pub(crate) async fn settle(&self, deadline: Instant) -> Vec<LeftBehind> {
         loop {
             let ended = self.ended.notified();
@@ -221,7 +230,7 @@ impl Ticket {
                 .push((LeftBehind::new(key, Some(cause)), self.until));
         }
         drop(state);
-        self.registry.ended.notify_waiters();
+        self.registry.wake_settle();
     }
 }
 
