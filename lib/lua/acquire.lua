@@ -1,30 +1,34 @@
 -- acquire.lua: take the lock if it is free, or reserved for this waiter by a release (see
--- release.lua); otherwise register the caller as a waiter and report how long the holder has
--- left. Used when waiting or fencing; a plain attempt is the Node original's SET NX.
--- KEYS[1]: lock key. KEYS[2]: waiters (sorted set: waiter id -> registration expiry, server ms).
+-- prelude.lua, hand_off); otherwise register the caller as a waiter and report how long the
+-- holder has left. Used when waiting or fencing; a plain attempt is the Node original's SET NX.
+-- KEYS[1]: lock key. KEYS[2]: waiters (sorted set: registration -> its expiry, server ms).
 -- KEYS[3]: fencing counter.
 -- ARGV[1]: token. ARGV[2]: ttl ms. ARGV[3]: waiter id, or '' when the caller does not wait.
 -- ARGV[4]: waiter registration lease ms. ARGV[5]: '1' to draw a fencing token, '0' not.
 -- ARGV[6]: '1' when this retries an attempt whose answer was lost with its connection.
+-- ARGV[7]: the waiter's registration (see prelude.lua), or ''.
+-- ARGV[8]: '1' when this waiter registered before, in the same acquisition.
 -- Returns {1, fencing token or -1} when granted, {0, PTTL of the key} when not.
 -- A non-string lock key raises WRONGTYPE (from GET) and is left untouched.
 local current = redis.call('GET', KEYS[1])
 local waiter = ARGV[3]
--- A retry that finds the lock holding its token: the lost attempt took it.
-local retaken = ARGV[6] == '1' and current == ARGV[1]
-if current == false or retaken or (waiter ~= '' and current == HANDOFF_PREFIX .. waiter) then
+-- The lock holds our token: a retry whose lost first try took it, or a lock given to this
+-- waiter by a release (which took its registration out) and not yet heard of. (A registration
+-- still there is taken out here too, and made again below: the attempt refreshes it anyway.)
+local ours = current == ARGV[1]
+  and (ARGV[6] == '1' or (ARGV[8] == '1' and redis.call('ZREM', KEYS[2], ARGV[7]) == 0))
+if current == false or ours or (waiter ~= '' and current == HANDOFF_PREFIX .. waiter) then
   -- The companions first: one of another type raises WRONGTYPE before anything is written.
   local last = ARGV[5] == '1' and redis.call('GET', KEYS[3])
   if waiter ~= '' then
-    redis.call('ZREM', KEYS[2], waiter)
+    redis.call('ZREM', KEYS[2], ARGV[7])
   end
-  if not retaken then
-    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  end
+  -- Also when it is ours already: the lease is counted from this attempt.
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   local fence = -1
   if ARGV[5] == '1' then
-    if retaken and tonumber(last) then
-      -- No one was granted since: the counter still holds the token the lost attempt drew.
+    if ours and tonumber(last) then
+      -- No one was granted since: the counter holds the token drawn with the lock.
       fence = tonumber(last)
     else
       -- Never below the server's clock in microseconds: if the counter is lost (a restart
@@ -40,7 +44,7 @@ end
 if waiter ~= '' then
   local time = redis.call('TIME')
   local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-  redis.call('ZADD', KEYS[2], now_ms + tonumber(ARGV[4]), waiter)
+  redis.call('ZADD', KEYS[2], now_ms + tonumber(ARGV[4]), ARGV[7])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
 return {0, redis.call('PTTL', KEYS[1])}

@@ -1,9 +1,8 @@
 -- release.lua: compare-and-delete, the atomic form of the Node original's GET-then-DEL. When
 -- waiters are registered, the lock is handed to one of them instead (prelude.lua, hand_off),
 -- so a release costs one wake-up, not one per waiter.
--- KEYS[1]: lock key. KEYS[2]: waiters (sorted set, see acquire.lua).
+-- KEYS[1]: lock key. KEYS[2]: waiters (sorted set, see acquire.lua). KEYS[3]: fencing counter.
 -- ARGV[1]: the value the caller holds the lock with. ARGV[2]: reservation ms.
--- ARGV[3]: wake-up channel.
 -- Returns 1 if the key held ARGV[1] and was released, 0 if the key does not exist,
 -- -1 if it holds another value (left untouched). A non-string key raises WRONGTYPE.
 local current = redis.call('GET', KEYS[1])
@@ -11,7 +10,8 @@ if current == ARGV[1] then
   -- (A waiters key of another type, which this crate never writes, is passed over: the lock
   -- is released all the same.)
   local handed = redis.call('TYPE', KEYS[2])['ok'] == 'zset'
-    and hand_off(KEYS[1], KEYS[2], ARGV[2], ARGV[3], HANDOFF_PREFIX, TO_WAITER)
+    and hand_off(KEYS[1], KEYS[2], KEYS[3], ARGV[2], HANDOFF_PREFIX, RELEASED_CHANNEL,
+                 WAKE_PREFIX)
   if not handed then
     redis.call('DEL', KEYS[1])
   end

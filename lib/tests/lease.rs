@@ -493,43 +493,179 @@ async fn a_released_lock_goes_to_the_waiter_not_to_the_releaser_coming_back() {
 /// just after leaving its critical section held up later takeovers.
 #[tokio::test]
 async fn a_crashed_waiter_costs_at_most_one_reservation() {
-    let a = Fixture::new(Backend::Redis).await;
-    let crashed = Fixture::new(Backend::Redis).await;
+    // A server of its own, so that no other test's client listens on it.
+    let server = RedisServer::start();
+    let url = server.url();
+    let locks = RedisLock::from_url(&url).unwrap();
     let key = unique_key("crashed-waiter");
-    let holder = a.locks.acquire_with(&key, ttl(30_000)).await.unwrap();
-    // A waiter whose registration outlives this test (its lease is 3 x its longest backoff).
-    let options = AcquireOptions::new()
-        .wait(Duration::from_secs(60))
-        .retry(RetryPolicy::new().with_max_delay(Duration::from_secs(20)));
-    let mut waiting = Box::pin(crashed.locks.acquire_with(&key, options));
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), &mut waiting)
-            .await
-            .is_err()
-    );
-    assert_eq!(a.locks.status(&key).await.unwrap().waiters, 1);
-    // The process dies: neither its future's drop nor its clean-up ever runs.
-    std::mem::forget(waiting);
+    let holder = locks.acquire_with(&key, ttl(30_000)).await.unwrap();
+    // The waiter lives in a "process" of its own: a runtime on its own thread, which dies
+    // without running anything more (no clean-up; its connections close, as the kernel closes
+    // a killed process's sockets).
+    let (die, dying) = std::sync::mpsc::channel::<()>();
+    let waiter_key = key.clone();
+    let process = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let crashed = RedisLock::from_url(&url).unwrap();
+            // A registration that outlives this test (its lease is 3 x its longest backoff).
+            let options = AcquireOptions::new()
+                .wait(Duration::from_secs(60))
+                .retry(RetryPolicy::new().with_max_delay(Duration::from_secs(20)));
+            // Dropped only as the runtime dies, when its clean-up can no longer run.
+            tokio::spawn(async move { crashed.acquire_with(&waiter_key, options).await });
+        });
+        dying.recv().unwrap();
+        runtime.shutdown_background();
+    });
+    let mut raw = raw_conn(&server).await;
+    wait_for_waiters(&mut raw, &key, 1).await;
+    let listening = || {
+        let mut raw = raw.clone();
+        async move {
+            let channels: Vec<String> = redis::cmd("PUBSUB")
+                .arg("CHANNELS")
+                .arg("ac-redislock:wake:*")
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            channels.len()
+        }
+    };
+    // Both clients listen for hand-offs to their waiters (the holder's since its acquire).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while listening().await < 2 {
+        assert!(Instant::now() < deadline, "the clients do not listen");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    die.send(()).unwrap();
+    process.join().unwrap();
+    // The dead waiter does not, once the server has seen its connection close.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while listening().await > 1 {
+        assert!(Instant::now() < deadline, "the dead waiter still listens");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     // The first release hands the lock to the dead waiter, which never takes it: the
     // reservation runs out by itself.
     holder.release().await.unwrap();
-    assert_eq!(
-        a.locks.status(&key).await.unwrap().state,
-        LockState::Reserved
-    );
+    assert_eq!(locks.status(&key).await.unwrap().state, LockState::Reserved);
     tokio::time::sleep(Duration::from_millis(250)).await;
     // The later releases are not held up by it again.
     for round in 0..3 {
-        let guard = a.locks.try_acquire(&key).await.unwrap();
+        let guard = locks.try_acquire(&key).await.unwrap();
         guard.release().await.unwrap();
-        let status = a.locks.status(&key).await.unwrap();
+        let status = locks.status(&key).await.unwrap();
         assert_eq!(
             (status.state, status.waiters),
             (LockState::Free, 0),
             "round {round}: the dead waiter was handed the lock again"
         );
     }
+}
+
+/// Options for a waiter that does not poll during the test: its first sleep is 5 s.
+fn patient() -> AcquireOptions {
+    AcquireOptions::new().wait(Duration::from_secs(30)).retry(
+        RetryPolicy::new()
+            .with_min_delay(Duration::from_secs(5))
+            .with_max_delay(Duration::from_secs(5)),
+    )
+}
+
+/// Redis only: a release gives the lock to the waiting client outright, with its fencing
+/// token: the waiter returns on the announcement, without a command of its own.
+#[tokio::test]
+async fn a_waiter_is_given_the_lock_without_a_round_trip_of_its_own() {
+    let a = Fixture::new(Backend::Redis).await;
+    let b = Fixture::new(Backend::Redis).await;
+    let key = unique_key("given");
+    let holder = a
+        .locks
+        .acquire_with(&key, ttl(30_000).fencing(true))
+        .await
+        .unwrap();
+    let b_locks = b.locks.clone();
+    let b_key = key.clone();
+    let waiting = tokio::spawn(async move {
+        b_locks
+            .acquire_with(&b_key, patient().ttl(Duration::from_secs(20)).fencing(true))
+            .await
+    });
+    let mut raw = a.raw().expect("a Redis fixture");
+    wait_for_waiters(&mut raw, &key, 1).await;
+    let sent = b.sent().expect("a Redis fixture");
+    sent.clear();
+    let first = holder.fencing_token().unwrap();
+    let released = Instant::now();
+    holder.release().await.unwrap();
+    let guard = waiting.await.unwrap().unwrap();
+    let took = released.elapsed();
+    assert!(
+        sent.names().is_empty(),
+        "the waiter sent {:?}",
+        sent.names()
+    );
+    assert!(took < Duration::from_secs(1), "woken after {took:?}");
+    let fence = guard.fencing_token().unwrap();
+    assert!(fence > first, "{fence} after {first}");
+    let status = a.locks.status(&key).await.unwrap();
+    assert_eq!(status.fencing_counter, Some(fence));
+    let value: Option<String> = raw.get(&key).await.unwrap();
+    assert_eq!(
+        value.as_deref(),
+        Some(guard.token()),
+        "the lock holds the waiter's token"
+    );
+    let pttl: i64 = raw.pttl(&key).await.unwrap();
+    assert!(
+        pttl > 15_000 && pttl <= 20_000,
+        "the waiter's ttl: {pttl} ms"
+    );
+    assert_eq!(status.waiters, 0);
+    guard.release().await.unwrap();
+    assert_eq!(a.locks.status(&key).await.unwrap().state, LockState::Free);
+}
+
+/// Redis only: a waiter that gives up just as the lock is given to it (the announcement
+/// never read) passes the lock on, even with a token of its own choosing (which its clean-up
+/// does not release).
+#[tokio::test]
+async fn a_waiter_given_the_lock_as_it_gives_up_passes_it_on() {
+    let a = Fixture::new(Backend::Redis).await;
+    let b = Fixture::new(Backend::Redis).await;
+    let c = Fixture::new(Backend::Redis).await;
+    let key = unique_key("given-up");
+    let holder = a.locks.acquire_with(&key, ttl(30_000)).await.unwrap();
+    let mut raw = a.raw().expect("a Redis fixture");
+    // B waits first, then C.
+    let mut b_waiting = Box::pin(b.locks.acquire_with(&key, patient().token("b-chose-this")));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), &mut b_waiting)
+            .await
+            .is_err()
+    );
+    wait_for_waiters(&mut raw, &key, 1).await;
+    let c_locks = c.locks.clone();
+    let c_key = key.clone();
+    let c_waiting = tokio::spawn(async move { c_locks.acquire_with(&c_key, patient()).await });
+    wait_for_waiters(&mut raw, &key, 2).await;
+    // The lock goes to B, which is not polled again: it gives up without reading the news.
+    holder.release().await.unwrap();
+    let value: Option<String> = raw.get(&key).await.unwrap();
+    assert_eq!(value.as_deref(), Some("b-chose-this"));
+    drop(b_waiting);
+    let c_guard = tokio::time::timeout(Duration::from_secs(2), c_waiting)
+        .await
+        .expect("C was not given the lock B gave up")
+        .unwrap()
+        .unwrap();
+    let value: Option<String> = raw.get(&key).await.unwrap();
+    assert_eq!(value.as_deref(), Some(c_guard.token()));
+    c_guard.release().await.unwrap();
+    let status = a.locks.status(&key).await.unwrap();
+    assert_eq!((status.state, status.waiters), (LockState::Free, 0));
 }
 
 /// Redis only: a holder whose Redis restarts (without persistence) learns it lost the lock.

@@ -8,9 +8,9 @@ use crate::server::RedisServer;
 /// The ACL rules of the least-privileged user the library works with: the README's line. Every
 /// behaviour test on the shared server runs as this user (`locker`, password `locker-secret`).
 pub const LOCKER_ACL: &str = "on >locker-secret resetkeys ~* resetchannels \
-    &ac-redislock:released -@all +get +set +del +type +pttl +pexpire +exists +time +zadd +zrem \
-    +zcard +zrange +zremrangebyscore +publish +subscribe +evalsha +eval +script|load +ping \
-    +hello +select";
+    &ac-redislock:released &ac-redislock:wake:* -@all +get +set +del +type +pttl +pexpire \
+    +exists +time +zadd +zrem +zcard +zrange +zremrangebyscore +publish \
+    +pubsub|numsub +subscribe +evalsha +eval +script|load +ping +hello +select";
 
 /// What the restricted user also needs in a Redis Cluster: the slot map and redirections.
 pub const LOCKER_CLUSTER_ACL: &str =

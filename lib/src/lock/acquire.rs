@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use super::attempt::Outcome;
@@ -18,7 +17,8 @@ use super::token::new_token;
 use super::{Core, Op};
 use crate::drift::drift;
 use crate::error::{InvalidInput, LockError, Result};
-use crate::store::{AcquireRequest, Expiry, Release, Releases, WaiterRegistration};
+use crate::store::listen::{Listener, Wake};
+use crate::store::{AcquireRequest, Expiry, Waiter, WaiterRegistration};
 
 /// "Forever" for deadlines that an `Instant` cannot hold: a century.
 const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
@@ -76,91 +76,123 @@ impl Core {
             }
             None => (new_token()?, true),
         };
-        let waiter_id = if waiting { Some(new_token()?) } else { None };
-        // Subscribe before the first attempt, so a release right after it is heard.
-        let mut releases = if waiting {
-            self.store().releases()
+        let expiry = Expiry::from_duration(ttl);
+        let waiter = if waiting {
+            Some(Waiter {
+                id: new_token()?,
+                token: token.clone(),
+                expiry,
+                fencing: options.fencing,
+                // WAIT must follow a write of the waiter's own connection: it takes the lock
+                // itself.
+                direct: options.replicas.is_none(),
+            })
         } else {
             None
         };
-        let registration = waiter_id.as_deref().map(|id| WaiterRegistration {
-            id,
-            // A waiter refreshes its registration at each attempt; it must outlive the longest
-            // sleep between two attempts plus a slow reply.
-            lease: options.retry.max_delay().saturating_mul(3) + self.config.command_timeout * 2,
-        });
+        // Listen before the first attempt, so a release right after it is heard.
+        let mut listener = waiter
+            .as_ref()
+            .and_then(|w| self.store().listen(&wire, &w.id));
+        // A waiter refreshes its registration at each attempt; it must outlive the longest
+        // sleep between two attempts plus a slow reply.
+        let registration_lease =
+            options.retry.max_delay().saturating_mul(3) + self.config.command_timeout * 2;
         // Made on the first wait only: a lock that is free costs no jitter seed.
         let mut delays = None;
         let mut leftovers = Leftovers::at(self, key, &wire, ttl)
             .ours(generated.then_some(&*token))
-            .waiter(waiter_id.as_deref());
+            .waiter(waiter.as_ref());
         let mut first = true;
+        let mut registered = false;
         loop {
             let request = AcquireRequest {
                 key: &wire,
                 token: &token,
-                expiry: Expiry::from_duration(ttl),
-                waiter: registration.filter(|_| waiting && !first),
+                expiry,
+                waiter: waiter
+                    .as_ref()
+                    .filter(|_| !first)
+                    .map(|waiter| WaiterRegistration {
+                        waiter,
+                        lease: registration_lease,
+                        registered,
+                    }),
                 fencing: options.fencing,
                 probe: waiting && first,
             };
-            let pttl = match self.attempt(key, request, &mut leftovers).await? {
-                Outcome::Granted { fence, sent } => {
-                    // Until the guard exists, a failure (WAIT) or cancellation releases.
-                    let replicas = match options.replicas {
-                        Some((replicas, timeout)) => {
-                            let wait = self.store().wait_replicas(replicas, timeout);
-                            self.call(Op::WaitReplicas, key, wait).await?
+            // No later than the attempt's own send time: a lock given to this waiter after
+            // this attempt was answered is held from no earlier than this.
+            let sent = Instant::now();
+            let (fence, start) = match self.attempt(key, request, &mut leftovers).await? {
+                Outcome::Granted { fence, sent } => (fence, sent),
+                Outcome::Held { pttl } => {
+                    registered |= request.waiter.is_some();
+                    if !waiting {
+                        return Err(LockError::Locked {
+                            key: key.to_owned(),
+                        });
+                    }
+                    if first {
+                        // The probe (plain SET NX) failed: register as a waiter right away.
+                        first = false;
+                        continue;
+                    }
+                    let now = Instant::now();
+                    let next = delays.get_or_insert_with(|| options.retry.delays()).next();
+                    let (true, Some(backoff)) = (now < deadline, next) else {
+                        return Err(LockError::Locked {
+                            key: key.to_owned(),
+                        });
+                    };
+                    let mut sleep = backoff.min(deadline - now);
+                    if let Some(pttl) = pttl {
+                        // Never sleep past the holder's expiry.
+                        sleep = sleep.min(pttl + Duration::from_millis(1));
+                    }
+                    let heard = tokio::select! {
+                        heard = wait_for_release(&mut listener, sleep) => heard,
+                        // The next attempt is refused, and gives up.
+                        () = self.registry().until_closed() => None,
+                    };
+                    match given(heard, options.fencing, sent, ttl) {
+                        Some(fence) => {
+                            // The lock holds our token: until the guard exists, `leftovers`
+                            // releases it (the waiter's cancellation passes it on).
+                            leftovers.in_flight = true;
+                            (fence, sent)
                         }
-                        None => None,
-                    };
-                    let lease = Lease::new(sent, ttl, self.traits().drift_factor);
-                    let renewal = renewal.map(|(interval, max_hold)| Renewal {
-                        ttl,
-                        interval,
-                        hold_until: later(sent, max_hold),
-                    });
-                    let held = Held {
-                        key: key.to_owned(),
-                        wire: wire.clone(),
-                        token: token.clone(),
-                    };
-                    // Refused if the client closed meanwhile: `leftovers` releases.
-                    let mut guard = LockGuard::new(Arc::clone(self), held, fence, lease, renewal)?;
-                    leftovers.settle();
-                    guard.set_replicas(replicas);
-                    return Ok(guard);
+                        // Retry now: woken, timed out, or given the lock so long ago that its
+                        // lease would be short (the next attempt finds it ours and counts the
+                        // lease from there).
+                        None => continue,
+                    }
                 }
-                Outcome::Held { pttl } => pttl,
             };
-            if !waiting {
-                return Err(LockError::Locked {
-                    key: key.to_owned(),
-                });
-            }
-            if first {
-                // The probe (plain SET NX) failed: register as a waiter right away.
-                first = false;
-                continue;
-            }
-            let now = Instant::now();
-            let next = delays.get_or_insert_with(|| options.retry.delays()).next();
-            let (true, Some(backoff)) = (now < deadline, next) else {
-                return Err(LockError::Locked {
-                    key: key.to_owned(),
-                });
+            // Until the guard exists, a failure (WAIT) or cancellation releases.
+            let replicas = match options.replicas {
+                Some((replicas, timeout)) => {
+                    let wait = self.store().wait_replicas(replicas, timeout);
+                    self.call(Op::WaitReplicas, key, wait).await?
+                }
+                None => None,
             };
-            let mut sleep = backoff.min(deadline - now);
-            if let Some(pttl) = pttl {
-                // Never sleep past the holder's expiry.
-                sleep = sleep.min(pttl + Duration::from_millis(1));
-            }
-            let waiter = waiter_id.as_deref().unwrap_or_default();
-            tokio::select! {
-                () = wait_for_release(&mut releases, &wire, waiter, sleep) => {}
-                // The next attempt is refused, and gives up.
-                () = self.registry().until_closed() => {}
-            }
+            let lease = Lease::new(start, ttl, self.traits().drift_factor);
+            let renewal = renewal.map(|(interval, max_hold)| Renewal {
+                ttl,
+                interval,
+                hold_until: later(start, max_hold),
+            });
+            let held = Held {
+                key: key.to_owned(),
+                wire: wire.clone(),
+                token: token.clone(),
+            };
+            // Refused if the client closed meanwhile: `leftovers` releases.
+            let mut guard = LockGuard::new(Arc::clone(self), held, fence, lease, renewal)?;
+            leftovers.settle();
+            guard.set_replicas(replicas);
+            return Ok(guard);
         }
     }
 
@@ -208,37 +240,26 @@ pub(crate) fn after_work<T>(key: &str, output: T, released: Result<()>) -> Resul
     }
 }
 
-/// Sleeps for `sleep`, or until the lock is handed to this waiter or its key is released to
-/// all waiters.
-async fn wait_for_release(
-    releases: &mut Option<Releases>,
-    wire: &str,
-    waiter: &str,
-    sleep: Duration,
-) {
-    let timer = tokio::time::sleep(sleep);
-    tokio::pin!(timer);
-    while let Some(rx) = releases.as_mut() {
-        tokio::select! {
-            () = &mut timer => return,
-            message = rx.recv() => match message {
-                Ok(release) if is_for(&release, wire, waiter) => return,
-                Ok(_) => {}
-                Err(RecvError::Lagged(_)) => return,
-                Err(RecvError::Closed) => *releases = None,
-            },
+/// Sleeps for `sleep`, or until the listener hears something for this waiter.
+async fn wait_for_release(listener: &mut Option<Listener>, sleep: Duration) -> Option<Wake> {
+    match listener {
+        Some(listener) => tokio::time::timeout(sleep, listener.next()).await.ok(),
+        None => {
+            tokio::time::sleep(sleep).await;
+            None
         }
     }
-    timer.await;
 }
 
-/// Whether a release announcement concerns this waiter: the lock was handed to it, its key was
-/// freed for everyone, or announcements may have been missed.
-fn is_for(release: &Release, wire: &str, waiter: &str) -> bool {
-    match release {
-        Release::HandedTo(id) => &**id == waiter,
-        Release::Freed(key) => &**key == wire,
-        Release::MayHaveMissed => true,
+/// The fencing token of a lock given to this waiter, if what it heard is such a grant and the
+/// lease, counted from `sent` (its last attempt, answered before the grant), still has at least
+/// half its `ttl` to run; a waiter that asked for a fencing token must have been given one.
+fn given(heard: Option<Wake>, fencing: bool, sent: Instant, ttl: Duration) -> Option<Option<u64>> {
+    match heard {
+        Some(Wake::Granted { fence }) if fence.is_some() == fencing && sent.elapsed() < ttl / 2 => {
+            Some(fence)
+        }
+        _ => None,
     }
 }
 
@@ -247,17 +268,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn announcements_wake_only_their_waiters() {
-        let handed = |id: &str| Release::HandedTo(Arc::from(id));
-        let freed = |key: &str| Release::Freed(Arc::from(key));
-        assert!(is_for(&handed("abc"), "jobs:1", "abc"));
-        assert!(!is_for(&handed("abd"), "jobs:1", "abc"));
-        assert!(is_for(&freed("jobs:1"), "jobs:1", "abc"));
-        assert!(!is_for(&freed("jobs:2"), "jobs:1", "abc"));
-        assert!(
-            is_for(&Release::MayHaveMissed, "jobs:1", "abc"),
-            "after a reconnect, everyone retries"
-        );
+    fn only_a_fresh_grant_with_the_fence_asked_for_is_taken_as_is() {
+        let ttl = Duration::from_secs(10);
+        let now = Instant::now();
+        let granted = |fence| Some(Wake::Granted { fence });
+        assert_eq!(given(granted(None), false, now, ttl), Some(None));
+        assert_eq!(given(granted(Some(9)), true, now, ttl), Some(Some(9)));
+        // Asked for a fencing token and got none (or the reverse): confirm with an attempt.
+        assert_eq!(given(granted(None), true, now, ttl), None);
+        assert_eq!(given(granted(Some(9)), false, now, ttl), None);
+        // Too old: confirm with an attempt, which counts the lease anew.
+        let long_ago = now.checked_sub(Duration::from_secs(6)).unwrap_or(now);
+        if long_ago < now {
+            assert_eq!(given(granted(None), false, long_ago, ttl), None);
+        }
+        assert_eq!(given(Some(Wake::Retry), false, now, ttl), None);
+        assert_eq!(given(None, false, now, ttl), None);
     }
 
     #[test]

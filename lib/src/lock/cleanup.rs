@@ -14,16 +14,18 @@ use super::lease::Held;
 use super::{Core, lock_error};
 use crate::error::{CloseError, LockError, LossReason};
 use crate::report::ErrorChain;
+use crate::store::Waiter;
 
 /// What to undo at a key, in this order: delete the lock if it still holds `token` (handing it
-/// to a waiter if any), then drop the waiter registration `waiter`.
+/// to a waiter if any), then drop the registration of `waiter` (passing on a lock handed to
+/// it).
 pub(crate) struct Cleanup {
     /// The key as the caller gave it.
     pub(crate) key: String,
     /// The wire key.
     pub(crate) wire: String,
     pub(crate) token: Option<String>,
-    pub(crate) waiter: Option<String>,
+    pub(crate) waiter: Option<Waiter>,
     /// How long the lock can live: the release is not retried past it (by then the lock is
     /// gone anyway).
     pub(crate) within: Duration,
@@ -136,7 +138,7 @@ pub(crate) struct Leftovers<'a> {
     /// The token, when a lock holding it is ours to delete: it was made here. A token the
     /// caller chose may also stand for another lock of the caller's; that one is left alone.
     ours: Option<&'a str>,
-    waiter: Option<&'a str>,
+    waiter: Option<&'a Waiter>,
     /// How long the lock can live.
     within: Duration,
     /// The lock may hold our token.
@@ -169,8 +171,8 @@ impl<'a> Leftovers<'a> {
         self
     }
 
-    /// The waiter id the acquisition registers with, if it waits.
-    pub(crate) fn waiter(mut self, waiter: Option<&'a str>) -> Self {
+    /// The waiter the acquisition registers as, if it waits.
+    pub(crate) fn waiter(mut self, waiter: Option<&'a Waiter>) -> Self {
         self.waiter = waiter;
         self
     }
@@ -193,7 +195,7 @@ impl Drop for Leftovers<'_> {
 impl Leftovers<'_> {
     fn send_cleanup(&self) {
         let token = self.ours.filter(|_| self.in_flight).map(str::to_owned);
-        let waiter = self.waiter.filter(|_| self.registered).map(str::to_owned);
+        let waiter = self.waiter.filter(|_| self.registered).cloned();
         if token.is_none() && waiter.is_none() {
             return;
         }

@@ -6,22 +6,22 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::broadcast;
-
-use super::{Acquire, AcquireRequest, Owned, Release, Releases, Reply, Store, Traits};
+use super::listen::{Board, Listener};
+use super::{Acquire, AcquireRequest, Owned, Reply, Store, Traits, Waiter};
 use crate::drift::DEFAULT_DRIFT_FACTOR;
 use crate::status::{LockState, LockStatus};
 
 pub(crate) struct MemoryStore {
     state: Mutex<State>,
-    released: broadcast::Sender<Release>,
+    /// The waiters of this store, woken on each release of their key.
+    board: Arc<Board>,
 }
 
 impl Default for MemoryStore {
     fn default() -> Self {
         Self {
             state: Mutex::default(),
-            released: broadcast::channel(1024).0,
+            board: Arc::new(Board::default()),
         }
     }
 }
@@ -84,7 +84,7 @@ impl MemoryStore {
     /// Wakes every waiter on `key`: waiters are not registered here, so every release is
     /// announced to all.
     fn announce(&self, key: &str) {
-        let _ = self.released.send(Release::Freed(Arc::from(key)));
+        self.board.retry_key(key);
     }
 
     #[cfg(test)]
@@ -179,13 +179,13 @@ impl Store for MemoryStore {
         ready(status)
     }
 
-    fn cancel_wait<'a>(&'a self, _key: &'a str, _waiter: &'a str) -> Reply<'a, ()> {
+    fn cancel_wait<'a>(&'a self, _key: &'a str, _waiter: &'a Waiter) -> Reply<'a, ()> {
         // Waiters are not registered here: every release is announced.
         ready(())
     }
 
-    fn releases(&self) -> Option<Releases> {
-        Some(self.released.subscribe())
+    fn listen(&self, key: &str, waiter: &str) -> Option<Listener> {
+        Some(self.board.listen(key, waiter))
     }
 
     fn traits(&self) -> Traits {

@@ -1,7 +1,7 @@
 //! The stores: the only code that speaks to a backend. Each implements the same small set of
 //! atomic primitives ([`Store`]); the lock logic above them (validation, waiting, renewal,
 //! fencing, guards) is written once. A store owns its connection setup, its scripts and its
-//! wire protocol, and hands the logic typed values only: [`Acquire`], [`Owned`], [`Release`],
+//! wire protocol, and hands the logic typed values only: [`Acquire`], [`Owned`], [`Wake`](listen::Wake),
 //! [`StoreError`].
 //!
 //! - [`redis_store`]: one Redis server, a Cluster or a Sentinel group, on any redis-rs connection;
@@ -10,15 +10,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use redis::{ErrorKind, RedisError, ServerErrorKind};
-use tokio::sync::broadcast;
 
 use crate::error::{InvalidInput, UnavailableReason};
 use crate::status::LockStatus;
 
+pub(crate) mod listen;
 pub(crate) mod memory;
 pub(crate) mod redis_store;
 pub(crate) mod redlock;
@@ -270,7 +269,7 @@ pub(crate) struct AcquireRequest<'a> {
     pub(crate) token: &'a str,
     pub(crate) expiry: Expiry,
     /// Register (or stay registered) as this waiter when the lock is held, and take a lock
-    /// reserved for waiters.
+    /// handed to it.
     pub(crate) waiter: Option<WaiterRegistration<'a>>,
     /// Draw a fencing token with the lock.
     pub(crate) fencing: bool,
@@ -279,11 +278,30 @@ pub(crate) struct AcquireRequest<'a> {
     pub(crate) probe: bool,
 }
 
-/// A waiter's identity and how long its registration lasts without being refreshed.
+/// A waiting acquisition, as its registration describes it: what a release needs to hand it
+/// the lock, and what its cancellation needs to take the registration back.
+#[derive(Debug, Clone)]
+pub(crate) struct Waiter {
+    /// The waiter's id, unique to this acquisition.
+    pub(crate) id: String,
+    /// The token the lock is taken with.
+    pub(crate) token: String,
+    /// The lock's expiry.
+    pub(crate) expiry: Expiry,
+    pub(crate) fencing: bool,
+    /// A release may give the lock to this waiter outright (when its client hears the
+    /// announcement); `false` when the waiter must take it with an attempt of its own (after
+    /// `WAIT`, which must follow a write on the waiter's own connection).
+    pub(crate) direct: bool,
+}
+
+/// A waiter's attempt: who it is, how long its registration lasts without being refreshed,
+/// and whether it registered before in the same acquisition.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WaiterRegistration<'a> {
-    pub(crate) id: &'a str,
+    pub(crate) waiter: &'a Waiter,
     pub(crate) lease: Duration,
+    pub(crate) registered: bool,
 }
 
 /// The result of one lock attempt.
@@ -310,20 +328,6 @@ pub(crate) enum Owned {
     /// answer was lost with its connection; that first try most likely released it.
     Vanished,
 }
-
-/// A release announcement, decoded: what a waiter hears.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Release {
-    /// The lock was reserved for the waiter with this id, and only it was woken.
-    HandedTo(Arc<str>),
-    /// The lock at this wire key was freed for every waiter (a force release).
-    Freed(Arc<str>),
-    /// Announcements may have been missed (the subscriber reconnected): every waiter retries.
-    MayHaveMissed,
-}
-
-/// Release announcements, as a store broadcasts them.
-pub(crate) type Releases = broadcast::Receiver<Release>;
 
 /// What a store can do beyond the primitives every store has.
 #[derive(Debug, Clone, Copy)]
@@ -359,12 +363,14 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// A read-only snapshot of the lock.
     fn status<'a>(&'a self, key: &'a str) -> Reply<'a, LockStatus>;
 
-    /// Drops a waiter's registration (passing on a reservation made for it).
-    fn cancel_wait<'a>(&'a self, key: &'a str, waiter: &'a str) -> Reply<'a, ()>;
+    /// Drops a waiter's registration, passing on a lock handed to it (reserved for it, or
+    /// given to it with its token).
+    fn cancel_wait<'a>(&'a self, key: &'a str, waiter: &'a Waiter) -> Reply<'a, ()>;
 
-    /// Subscribes to release announcements, if this store can make them. Waiters subscribe
-    /// before their first attempt, so a release right after it is not missed.
-    fn releases(&self) -> Option<Releases>;
+    /// Listens for what concerns the waiter `waiter` on the wire key `key`, if this store can
+    /// tell it (else waiters poll). A waiter listens before its first attempt, so a release
+    /// right after it is not missed.
+    fn listen(&self, key: &str, waiter: &str) -> Option<listen::Listener>;
 
     /// Waits until `replicas` replicas acknowledged this connection's writes, at most `timeout`
     /// (Redis `WAIT`); how many did, or `None` where the store has no replicas to ask.

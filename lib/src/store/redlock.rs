@@ -12,10 +12,10 @@ use futures_util::future::join_all;
 use redis::aio::ConnectionLike;
 use tokio::time::Instant;
 
+use super::listen::Listener;
 use super::redis_store::connect::{self, Connect};
 use super::{
-    Acquire, AcquireRequest, Owned, Releases, Reply, Store, StoreError, StoreResult, Traits,
-    bounded,
+    Acquire, AcquireRequest, Owned, Reply, Store, StoreError, StoreResult, Traits, Waiter, bounded,
 };
 use crate::drift::drift;
 use crate::error::{InvalidInput, Result};
@@ -314,11 +314,11 @@ impl Store for RedlockStore {
         })
     }
 
-    fn cancel_wait<'a>(&'a self, _key: &'a str, _waiter: &'a str) -> Reply<'a, ()> {
+    fn cancel_wait<'a>(&'a self, _key: &'a str, _waiter: &'a Waiter) -> Reply<'a, ()> {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    fn releases(&self) -> Option<Releases> {
+    fn listen(&self, _key: &str, _waiter: &str) -> Option<Listener> {
         // Waiters poll (with the holder's expiry as a bound): a release on N nodes is not one
         // event to announce.
         None

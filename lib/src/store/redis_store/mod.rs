@@ -14,14 +14,15 @@ use std::time::{Duration, Instant};
 use redis::Value;
 use redis::aio::ConnectionLike;
 
+use super::listen::Listener;
 use super::{
-    Acquire, AcquireRequest, Expiry, Owned, Releases, Reply, Store, StoreError, StoreResult,
-    Traits, bounded,
+    Acquire, AcquireRequest, Expiry, Owned, Reply, Store, StoreError, StoreResult, Traits, Waiter,
+    bounded,
 };
 use crate::drift::DEFAULT_DRIFT_FACTOR;
 use crate::error::{InvalidInput, UnavailableReason};
 use crate::status::{LockState, LockStatus};
-use protocol::{Companions, HANDOFF_RESERVATION, RELEASED_CHANNEL, waiters_key};
+use protocol::{Companions, HANDOFF_RESERVATION, waiters_key};
 use wake::{WakeHub, WakeSource};
 
 pub(crate) mod connect;
@@ -195,7 +196,8 @@ where
             let req = &req;
             self.call(move |mut conn, try_| async move {
                 if req.waiter.is_some() || req.fencing {
-                    return acquire_script(&mut conn, req, try_).await;
+                    let client = self.wake.as_ref().map_or("", WakeHub::id);
+                    return acquire_script(&mut conn, req, client, try_).await;
                 }
                 // The Node original's exact command: SET key value EX seconds NX (PX for
                 // milliseconds).
@@ -242,8 +244,14 @@ where
 
     fn release<'a>(&'a self, key: &'a str, value: &'a str) -> Reply<'a, Owned> {
         Box::pin(self.call(move |mut conn, try_| async move {
-            let call = hand_off(&scripts::RELEASE, key, value);
-            let code: i64 = invoke(&call, &mut conn, key, Touches::NONE).await?;
+            let companions = Companions::of(key);
+            let call = scripts::RELEASE
+                .key(key)
+                .key(companions.waiters)
+                .key(companions.fence)
+                .arg(value)
+                .arg(millis(HANDOFF_RESERVATION));
+            let code: i64 = invoke(&call, &mut conn, key, Touches::FENCE).await?;
             Ok(match owned(code) {
                 // The first try may have released it before the connection broke.
                 Owned::NotHeld | Owned::NotOwner if try_ == Try::Retry => Owned::Vanished,
@@ -269,7 +277,6 @@ where
             let deleted: i64 = scripts::FORCE_RELEASE
                 .key(key)
                 .key(waiters_key(key))
-                .arg(RELEASED_CHANNEL)
                 .invoke_async(&mut conn)
                 .await?;
             Ok(deleted > 0)
@@ -311,16 +318,25 @@ where
         }))
     }
 
-    fn cancel_wait<'a>(&'a self, key: &'a str, waiter: &'a str) -> Reply<'a, ()> {
+    fn cancel_wait<'a>(&'a self, key: &'a str, waiter: &'a Waiter) -> Reply<'a, ()> {
         Box::pin(self.call(move |mut conn, _try| async move {
-            let call = hand_off(&scripts::CANCEL_WAIT, key, waiter);
-            let _: i64 = invoke(&call, &mut conn, key, Touches::WAITERS).await?;
+            let companions = Companions::of(key);
+            let client = self.wake.as_ref().map_or("", WakeHub::id);
+            let call = scripts::CANCEL_WAIT
+                .key(key)
+                .key(companions.waiters)
+                .key(companions.fence)
+                .arg(&waiter.id)
+                .arg(protocol::registration(waiter, client))
+                .arg(&waiter.token)
+                .arg(millis(HANDOFF_RESERVATION));
+            let _: i64 = invoke(&call, &mut conn, key, Touches::ALL).await?;
             Ok(())
         }))
     }
 
-    fn releases(&self) -> Option<Releases> {
-        self.wake.as_ref().and_then(WakeHub::subscribe)
+    fn listen(&self, key: &str, waiter: &str) -> Option<Listener> {
+        self.wake.as_ref().and_then(|hub| hub.listen(key, waiter))
     }
 
     fn wait_replicas<'a>(&'a self, replicas: u32, timeout: Duration) -> Reply<'a, Option<u32>> {
@@ -359,15 +375,22 @@ where
     }
 }
 
-/// The scripted attempt: waiting (registers the waiter) or fencing.
+/// The scripted attempt: waiting (registers the waiter, heard on the channel of `client`) or
+/// fencing.
 async fn acquire_script<C: ConnectionLike + Send>(
     conn: &mut C,
     req: &AcquireRequest<'_>,
+    client: &str,
     try_: Try,
 ) -> StoreResult<Acquire> {
-    let (waiter, lease) = match req.waiter {
-        Some(w) => (w.id, millis(w.lease).max(1)),
-        None => ("", 0),
+    let (waiter, lease, member, registered) = match req.waiter {
+        Some(w) => (
+            w.waiter.id.as_str(),
+            millis(w.lease).max(1),
+            protocol::registration(w.waiter, client),
+            w.registered,
+        ),
+        None => ("", 0, String::new(), false),
     };
     let companions = Companions::of(req.key);
     let call = scripts::ACQUIRE
@@ -379,7 +402,9 @@ async fn acquire_script<C: ConnectionLike + Send>(
         .arg(waiter)
         .arg(lease)
         .arg(if req.fencing { "1" } else { "0" })
-        .arg(if try_ == Try::Retry { "1" } else { "0" });
+        .arg(if try_ == Try::Retry { "1" } else { "0" })
+        .arg(member)
+        .arg(if registered { "1" } else { "0" });
     let touches = Touches {
         waiters: req.waiter.is_some(),
         fence: req.fencing,
@@ -405,14 +430,15 @@ struct Touches {
 }
 
 impl Touches {
-    /// None: `release.lua` passes over a waiters key of another type.
-    const NONE: Self = Self {
+    /// `release.lua` passes over a waiters key of another type, but reads the fencing counter
+    /// when it gives the lock to a waiter that asked for a fencing token.
+    const FENCE: Self = Self {
         waiters: false,
-        fence: false,
+        fence: true,
     };
-    const WAITERS: Self = Self {
+    const ALL: Self = Self {
         waiters: true,
-        fence: false,
+        fence: true,
     };
 }
 
@@ -479,18 +505,6 @@ async fn wrong_type<C: ConnectionLike + Send>(
         return wrong(fence, Some(companions.fence));
     }
     wrong(found, None)
-}
-
-/// A call of a script that may hand the lock at `key` to a waiter (`release.lua`,
-/// `cancel_wait.lua`): the lock and its waiters, `id` (the caller's value or waiter id), and the
-/// reservation and channel of the hand-off.
-fn hand_off<'s>(script: &'s scripts::LuaScript, key: &str, id: &str) -> scripts::Call<'s> {
-    script
-        .key(key)
-        .key(waiters_key(key))
-        .arg(id)
-        .arg(millis(HANDOFF_RESERVATION))
-        .arg(RELEASED_CHANNEL)
 }
 
 /// What a compare-and-something script returned: 1 done, 0 no key, -1 another value.

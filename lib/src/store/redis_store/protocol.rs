@@ -1,6 +1,6 @@
 //! The Redis store's wire protocol beyond the Node original's `SET NX`: the companion keys
-//! next to a lock, the reservation a release leaves for a waiter, and the release
-//! announcements on pub/sub, decoded here into [`Release`] values.
+//! next to a lock, a waiter's registration, the reservation a release leaves for a waiter, and
+//! the announcements on pub/sub, decoded here into [`Announcement`] values.
 //!
 //! The Lua side of the same protocol is `lua/prelude.lua`, which every script starts with; the
 //! constants below and the prelude's are kept equal by a test.
@@ -9,24 +9,38 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::InvalidInput;
-use crate::store::Release;
+use crate::store::Waiter;
 
 /// The start of the value a released lock holds while it is reserved for one waiter (the rest
 /// is the waiter's id). Lock values may not start with it.
 pub(crate) const HANDOFF_PREFIX: &str = "ac-redislock:handoff:";
 
-/// How long a released lock stays reserved for the waiter it was handed to. A woken waiter takes
-/// it within a round trip; the reservation only matters when that waiter has died, and then it
-/// delays the next taker by at most this much.
+/// How long a released lock stays reserved for the waiter it was handed to, when it is not
+/// given to it outright (its client was not heard listening). The waiter takes it within a
+/// round trip; the reservation only matters when that waiter has died, and then it delays the
+/// next taker by at most this much.
 pub(crate) const HANDOFF_RESERVATION: Duration = Duration::from_millis(200);
 
-/// The pub/sub channel on which releases with waiters are announced.
+/// The pub/sub channel on which keys freed for all their waiters are announced (a force
+/// release), and hand-offs to waiters registered by earlier versions.
 pub(crate) const RELEASED_CHANNEL: &str = "ac-redislock:released";
 
-/// An announcement that starts with this is the id of the waiter a lock was handed to.
+/// Each client listens on this followed by its id for the hand-offs to its own waiters: a
+/// release wakes one client, not every client that ever waited.
+pub(crate) const WAKE_PREFIX: &str = "ac-redislock:wake:";
+
+/// An announcement that starts with this is the id of the waiter a lock was reserved for.
 const TO_WAITER: char = 'w';
+/// An announcement that starts with this is the id of the waiter a lock was given to, then
+/// `:` and its fencing token if it asked for one.
+const GRANTED: char = 'g';
 /// An announcement that starts with this is a key whose waiters should all retry.
 const TO_KEY: char = 'k';
+/// Separates a granted waiter's id from its fencing token.
+const FENCE_SEPARATOR: char = ':';
+
+/// Separates the fields of a waiter's registration.
+const FIELD: char = '|';
 
 /// Every companion key starts with this; lock keys may not, so no lock is ever a companion.
 pub(crate) const COMPANION_PREFIX: &str = "ac-redislock:";
@@ -127,15 +141,57 @@ pub(crate) fn check_value(value: &str) -> Result<(), InvalidInput> {
     Ok(())
 }
 
-/// Decodes an announcement from [`RELEASED_CHANNEL`]; `None` for one of no known kind.
-pub(crate) fn decode(payload: &[u8]) -> Option<Release> {
-    let text = String::from_utf8_lossy(payload);
+/// A waiter's registration, the member of the waiters set that stands for it (see
+/// `prelude.lua`): `<waiter id>|<client id>|<ttl ms>|<fencing>|<token>`. `client` is the id
+/// whose channel ([`WAKE_PREFIX`]) the waiter's client listens on, empty when it polls; a ttl
+/// of 0 asks for a reservation only.
+pub(crate) fn registration(waiter: &Waiter, client: &str) -> String {
+    let ttl = if waiter.direct && !client.is_empty() {
+        waiter.expiry.as_millis()
+    } else {
+        0
+    };
+    let fencing = if waiter.fencing { '1' } else { '0' };
+    format!(
+        "{id}{FIELD}{client}{FIELD}{ttl}{FIELD}{fencing}{FIELD}{token}",
+        id = waiter.id,
+        token = waiter.token
+    )
+}
+
+/// An announcement heard on pub/sub, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Announcement {
+    /// The lock was reserved for the waiter with this id: it takes it with an attempt.
+    Reserved(Arc<str>),
+    /// The lock was given to the waiter with this id, with this fencing token if it asked.
+    Granted {
+        waiter: Arc<str>,
+        fence: Option<u64>,
+    },
+    /// The lock at this wire key was freed for every waiter (a force release).
+    Freed(Arc<str>),
+}
+
+/// Decodes an announcement; `None` for one of no known kind.
+pub(crate) fn decode(payload: &[u8]) -> Option<Announcement> {
+    let text = std::str::from_utf8(payload).ok()?;
     let mut chars = text.chars();
     let kind = chars.next()?;
-    let rest: Arc<str> = Arc::from(chars.as_str());
+    let rest = chars.as_str();
     match kind {
-        TO_WAITER => Some(Release::HandedTo(rest)),
-        TO_KEY => Some(Release::Freed(rest)),
+        TO_WAITER => Some(Announcement::Reserved(Arc::from(rest))),
+        GRANTED => {
+            let (waiter, fence) = match rest.split_once(FENCE_SEPARATOR) {
+                Some((waiter, fence)) => (waiter, Some(fence.parse().ok()?)),
+                None => (rest, None),
+            };
+            Some(Announcement::Granted {
+                waiter: Arc::from(waiter),
+                fence,
+            })
+        }
+        TO_KEY => Some(Announcement::Freed(Arc::from(rest))),
         _ => None,
     }
 }
@@ -218,13 +274,50 @@ mod tests {
 
     #[test]
     fn announcements_decode_to_their_kind() {
-        assert_eq!(decode(b"wabc"), Some(Release::HandedTo(Arc::from("abc"))));
+        let id = |s: &str| Arc::<str>::from(s);
+        assert_eq!(decode(b"wabc"), Some(Announcement::Reserved(id("abc"))));
         assert_eq!(
-            decode(b"kjobs:1"),
-            Some(Release::Freed(Arc::from("jobs:1")))
+            decode(b"gabc"),
+            Some(Announcement::Granted {
+                waiter: id("abc"),
+                fence: None
+            })
         );
+        assert_eq!(
+            decode(b"gabc:1764000000000001"),
+            Some(Announcement::Granted {
+                waiter: id("abc"),
+                fence: Some(1_764_000_000_000_001)
+            })
+        );
+        assert_eq!(
+            decode(b"gabc:x"),
+            None,
+            "a grant with a bad fence is not a grant"
+        );
+        assert_eq!(decode(b"kjobs:1"), Some(Announcement::Freed(id("jobs:1"))));
         assert_eq!(decode(b"xjobs:1"), None);
         assert_eq!(decode(b""), None);
+    }
+
+    #[test]
+    fn a_registration_carries_what_a_release_needs() {
+        let mut waiter = Waiter {
+            id: "w1".into(),
+            token: "to|ken with spaces".into(),
+            expiry: crate::store::Expiry::Seconds(10),
+            fencing: true,
+            direct: true,
+        };
+        assert_eq!(
+            registration(&waiter, "c1"),
+            "w1|c1|10000|1|to|ken with spaces"
+        );
+        // A polling client, or a waiter that must take the lock itself: a reservation.
+        assert_eq!(registration(&waiter, ""), "w1||0|1|to|ken with spaces");
+        waiter.direct = false;
+        waiter.fencing = false;
+        assert_eq!(registration(&waiter, "c1"), "w1|c1|0|0|to|ken with spaces");
     }
 
     #[test]
@@ -232,8 +325,15 @@ mod tests {
         let prelude = include_str!("../../../lua/prelude.lua");
         for line in [
             format!("local HANDOFF_PREFIX = '{HANDOFF_PREFIX}'"),
-            format!("local TO_WAITER = '{TO_WAITER}'"),
             format!("local TO_KEY = '{TO_KEY}'"),
+            format!("local RELEASED_CHANNEL = '{RELEASED_CHANNEL}'"),
+            format!("local WAKE_PREFIX = '{WAKE_PREFIX}'"),
+            // hand_off writes the two kinds addressed to one waiter.
+            format!("'{TO_WAITER}' .. member"),
+            format!("'{TO_WAITER}' .. waiter"),
+            format!("local message = '{GRANTED}' .. waiter"),
+            format!("message .. '{FENCE_SEPARATOR}' .. fence"),
+            format!("'^([^{FIELD}]*){FIELD}([^{FIELD}]*){FIELD}(%d+){FIELD}([01]){FIELD}(.*)$'"),
         ] {
             assert!(prelude.contains(&line), "prelude.lua lacks {line:?}");
         }

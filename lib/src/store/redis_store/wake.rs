@@ -1,15 +1,15 @@
 //! Release wake-ups for the Redis store: one subscriber connection per client, listening on
-//! [`RELEASED_CHANNEL`], its messages decoded into [`Release`] values and broadcast to the
-//! waiters of this process.
+//! the client's own channel (hand-offs to its waiters) and on [`RELEASED_CHANNEL`] (keys freed
+//! for all), its messages decoded and delivered to the one waiter of this process they
+//! concern.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::sync::broadcast;
 
-use super::protocol::{self, RELEASED_CHANNEL};
-use crate::store::{Release, Releases};
+use super::protocol::{self, Announcement, RELEASED_CHANNEL, WAKE_PREFIX};
+use crate::store::listen::{Board, Listener, Wake};
 
 /// Where release announcements can be heard.
 pub(crate) enum WakeSource {
@@ -39,9 +39,17 @@ impl WakeSource {
 /// master of a Sentinel group) until the client is dropped. In a cluster a PUBLISH reaches the
 /// subscribers of every node, and replicas pass it on from their master.
 pub(crate) struct WakeHub {
-    source: Arc<WakeSource>,
-    tx: broadcast::Sender<Release>,
+    shared: Arc<Shared>,
     task: OnceLock<AbortOnDrop>,
+}
+
+/// What the hub and its subscriber task share.
+struct Shared {
+    source: WakeSource,
+    /// This client's id, random: its waiters register with it, and releases announce their
+    /// hand-offs on its channel.
+    id: String,
+    board: Arc<Board>,
 }
 
 impl WakeHub {
@@ -51,26 +59,42 @@ impl WakeHub {
             WakeSource::None => None,
             WakeSource::Clients(ref clients) if clients.is_empty() => None,
             source => Some(Self {
-                source: Arc::new(source),
-                tx: broadcast::channel(1024).0,
+                shared: Arc::new(Shared {
+                    source,
+                    id: client_id(),
+                    board: Arc::new(Board::default()),
+                }),
                 task: OnceLock::new(),
             }),
         }
     }
 
-    /// A receiver of the announcements; starts the subscriber on first use.
-    pub(crate) fn subscribe(&self) -> Option<Releases> {
-        let rx = self.tx.subscribe();
+    /// The id this client's waiters register with.
+    pub(crate) fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// A listener for the waiter `waiter` on the wire key `key`; starts the subscriber on
+    /// first use.
+    pub(crate) fn listen(&self, key: &str, waiter: &str) -> Option<Listener> {
         if self.task.get().is_none() {
             let runtime = tokio::runtime::Handle::try_current().ok()?;
             // One subscriber even when several waiters start at once.
             self.task.get_or_init(|| {
-                let (source, tx) = (Arc::clone(&self.source), self.tx.clone());
-                AbortOnDrop(runtime.spawn(subscriber(source, tx)).abort_handle())
+                let shared = Arc::clone(&self.shared);
+                AbortOnDrop(runtime.spawn(subscriber(shared)).abort_handle())
             });
         }
-        Some(rx)
+        Some(self.shared.board.listen(key, waiter))
     }
+}
+
+/// A fresh client id: 16 hex digits of OS randomness (a fixed one if the OS has none: ids
+/// only keep clients' wake-ups apart, they guard nothing).
+fn client_id() -> String {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    format!("{:016x}", u64::from_ne_bytes(bytes))
 }
 
 /// Aborts a task when dropped: the subscriber dies with its client.
@@ -82,12 +106,14 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Forwards release announcements to the hub; reconnects with a capped backoff, trying the
+/// Delivers announcements to the hub's waiters; reconnects with a capped backoff, trying the
 /// source's clients in turn.
-async fn subscriber(source: Arc<WakeSource>, tx: broadcast::Sender<Release>) {
+async fn subscriber(shared: Arc<Shared>) {
+    let own = format!("{WAKE_PREFIX}{}", shared.id);
     let mut backoff = Duration::from_millis(50);
+    let mut warned = false;
     for attempt in 0.. {
-        let Some(client) = source.client(attempt).await else {
+        let Some(client) = shared.source.client(attempt).await else {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(2));
             continue;
@@ -97,12 +123,27 @@ async fn subscriber(source: Arc<WakeSource>, tx: broadcast::Sender<Release>) {
             && pubsub.subscribe(RELEASED_CHANNEL).await.is_ok()
         {
             backoff = Duration::from_millis(50);
+            if let Err(err) = pubsub.subscribe(&own).await
+                && !warned
+            {
+                // An ACL without the channel: releases then reserve the lock for our waiters,
+                // which find it by polling.
+                tracing::warn!(error = %err, "cannot listen for hand-offs on {WAKE_PREFIX}*; waiters will poll");
+                warned = true;
+            }
             // Releases may have gone unheard while we were away: wake every waiter once.
-            let _ = tx.send(Release::MayHaveMissed);
+            shared.board.retry_all();
             let mut messages = pubsub.into_on_message();
             while let Some(message) = messages.next().await {
-                if let Some(release) = protocol::decode(message.get_payload_bytes()) {
-                    let _ = tx.send(release);
+                match protocol::decode(message.get_payload_bytes()) {
+                    Some(Announcement::Granted { waiter, fence }) => {
+                        shared.board.deliver(&waiter, Wake::Granted { fence });
+                    }
+                    Some(Announcement::Reserved(waiter)) => {
+                        shared.board.deliver(&waiter, Wake::Retry);
+                    }
+                    Some(Announcement::Freed(key)) => shared.board.retry_key(&key),
+                    None => {}
                 }
             }
             tracing::debug!("release subscription lost; reconnecting");
