@@ -62,6 +62,9 @@
 //! after a [`WARMUP`], the implementations one after another for each worker count. The whole
 //! run takes about five minutes. The figures depend on the machine and on whatever else runs on
 //! it: they are indicative, not a CI gate.
+//!
+//! While working on one side, `BENCH_ONLY=uncontended` or `BENCH_ONLY=contended` runs only
+//! that part (the goal lines of the other part then read "-").
 
 mod contended;
 mod cpu;
@@ -192,7 +195,13 @@ async fn run_runtime(flavor: Flavor, url: String) -> Result<RuntimeReport, Strin
         .iter()
         .map(|which| (*which, Throughput::default(), Throughput::default()))
         .collect();
-    for (column, tasks) in [1, CONCURRENT_TASKS].into_iter().enumerate() {
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let uncontended_columns: &[usize] = if only == "contended" {
+        &[]
+    } else {
+        &[1, CONCURRENT_TASKS]
+    };
+    for (column, &tasks) in uncontended_columns.iter().enumerate() {
         // Each implementation gets a client of its own for this column, kept over the rounds
         // (raw and RedisLock::new: a multiplexed connection; from_url and rslock open theirs).
         let mut pairers = Vec::with_capacity(Impl::ALL.len());
@@ -219,7 +228,12 @@ async fn run_runtime(flavor: Flavor, url: String) -> Result<RuntimeReport, Strin
         }
     }
     let mut contended_results = Vec::new();
-    for workers in CONTENDED_WORKERS {
+    let contended_workers: &[usize] = if only == "uncontended" {
+        &[]
+    } else {
+        &CONTENDED_WORKERS
+    };
+    for &workers in contended_workers {
         let mut results = Vec::new();
         for which in ContendedImpl::ALL {
             eprintln!("  [{}] contended {} x{workers}", flavor.tag(), which.name());

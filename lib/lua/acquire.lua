@@ -20,7 +20,8 @@ local ours = current == ARGV[1]
 if current == false or ours or (waiter ~= '' and current == HANDOFF_PREFIX .. waiter) then
   -- The companions first: one of another type raises WRONGTYPE before anything is written.
   local last = ARGV[5] == '1' and redis.call('GET', KEYS[3])
-  if waiter ~= '' then
+  -- A registration made by an earlier attempt (or by a lost first try) leaves the queue.
+  if waiter ~= '' and (ARGV[8] == '1' or ARGV[6] == '1') then
     redis.call('ZREM', KEYS[2], ARGV[7])
   end
   -- Also when it is ours already: the lease is counted from this attempt.

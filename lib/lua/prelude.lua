@@ -28,32 +28,36 @@ local WAKE_PREFIX = 'ac-redislock:wake:'
 -- the waiter's ttl (and a fencing token, drawn here), and the announcement tells it so, so it
 -- needs no round trip of its own. Otherwise the lock is reserved for the waiter for
 -- reservation_ms (it takes it with its next attempt; if it has died, that costs one
--- reservation). Expired registrations are dropped first; a key of another type at fence_key
--- raises WRONGTYPE before anything is written. Returns false, changing nothing but dropping
--- expired registrations, when no waiter is left.
+-- reservation). Expired registrations are dropped first (looked for only when the first one
+-- has expired). A waiters key of another type, which this crate never writes, is passed over.
+-- Returns false, changing nothing but dropping expired registrations, when no waiter is left.
 -- It captures nothing of this prelude (a function that does costs the server upvalues at every
 -- call of every script), so the protocol's constants come as its last arguments.
 local function hand_off(lock_key, waiters_key, fence_key, reservation_ms, handoff_prefix,
                         released_channel, wake_prefix)
+  local first = redis.pcall('ZRANGE', waiters_key, 0, 0, 'WITHSCORES')
+  if first.err or not first[1] then
+    return false
+  end
   local time = redis.call('TIME')
   local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-  local member =
-    redis.call('ZRANGE', waiters_key, '(' .. now_ms, '+inf', 'BYSCORE', 'LIMIT', 0, 1)[1]
-  local waiter, client, ttl, fencing, token
-  if member then
-    waiter, client, ttl, fencing, token =
-      string.match(member, '^([^|]*)|([^|]*)|(%d+)|([01])|(.*)$')
+  local member = first[1]
+  if tonumber(first[2]) <= now_ms then
+    redis.call('ZREMRANGEBYSCORE', waiters_key, '-inf', now_ms)
+    member = redis.call('ZRANGE', waiters_key, 0, 0)[1]
+    if not member then
+      return false
+    end
   end
+  local waiter, client, ttl, fencing, token =
+    string.match(member, '^([^|]*)|([^|]*)|(%d+)|([01])|(.*)$')
   local channel = waiter and client ~= '' and wake_prefix .. client
   -- pcall: a user whose ACL predates the waiters' channels (no PUBSUB NUMSUB, no channel
   -- WAKE_PREFIX*) still releases; its waiters find their reservations by polling.
   local listening = channel and ttl ~= '0' and redis.pcall('PUBSUB', 'NUMSUB', channel)
   local given = listening and not listening.err and listening[2] > 0
+  -- Read before anything is written: a fencing counter of another type raises WRONGTYPE here.
   local last = given and fencing == '1' and redis.call('GET', fence_key)
-  redis.call('ZREMRANGEBYSCORE', waiters_key, '-inf', now_ms)
-  if not member then
-    return false
-  end
   redis.call('ZREM', waiters_key, member)
   if not waiter then
     -- Registered by an earlier version: its bare id.

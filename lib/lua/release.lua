@@ -9,10 +9,8 @@ local current = redis.call('GET', KEYS[1])
 if current == ARGV[1] then
   -- (A waiters key of another type, which this crate never writes, is passed over: the lock
   -- is released all the same.)
-  local handed = redis.call('TYPE', KEYS[2])['ok'] == 'zset'
-    and hand_off(KEYS[1], KEYS[2], KEYS[3], ARGV[2], HANDOFF_PREFIX, RELEASED_CHANNEL,
-                 WAKE_PREFIX)
-  if not handed then
+  if not hand_off(KEYS[1], KEYS[2], KEYS[3], ARGV[2], HANDOFF_PREFIX, RELEASED_CHANNEL,
+                  WAKE_PREFIX) then
     redis.call('DEL', KEYS[1])
   end
   return 1

@@ -14,7 +14,10 @@ use super::lease::Held;
 use super::{Core, lock_error};
 use crate::error::{CloseError, LockError, LossReason};
 use crate::report::ErrorChain;
-use crate::store::Waiter;
+use crate::store::{StoreError, Waiter};
+
+/// The pause between two tries of a waiter's cancellation while Redis cannot be reached.
+const CANCEL_PAUSE: Duration = Duration::from_millis(50);
 
 /// What to undo at a key, in this order: delete the lock if it still holds `token` (handing it
 /// to a waiter if any), then drop the registration of `waiter` (passing on a lock handed to
@@ -85,13 +88,25 @@ impl Core {
                 }
             }
         }
-        if let Some(waiter) = waiter
-            && let Err(err) = self.store().cancel_wait(&wire, &waiter).await
-        {
-            let err = lock_error(err, &key);
-            let error = ErrorChain(&err);
-            tracing::debug!(key = ?key, error = %error, "waiter registration left to expire");
-            cause = cause.or(Some(err));
+        if let Some(waiter) = waiter {
+            // Tried again while Redis cannot be reached, until the registration has expired:
+            // a release in between would give the lock to this waiter, which is gone.
+            let give_up = Instant::now() + waiter.lease;
+            loop {
+                match self.store().cancel_wait(&wire, &waiter).await {
+                    Ok(()) => break,
+                    Err(StoreError::Unavailable { .. }) if Instant::now() < give_up => {
+                        tokio::time::sleep(CANCEL_PAUSE).await;
+                    }
+                    Err(err) => {
+                        let err = lock_error(err, &key);
+                        let error = ErrorChain(&err);
+                        tracing::debug!(key = ?key, error = %error, "waiter registration left to expire");
+                        cause = cause.or(Some(err));
+                        break;
+                    }
+                }
+            }
         }
         cause
     }

@@ -273,8 +273,8 @@ pub(crate) struct AcquireRequest<'a> {
     pub(crate) waiter: Option<WaiterRegistration<'a>>,
     /// Draw a fencing token with the lock.
     pub(crate) fencing: bool,
-    /// A first probe of a waiting acquire: a refusal needs no diagnosis (the next attempt, a
-    /// script, will tell a key of another type).
+    /// A refusal needs no diagnosis (no `TYPE` round trip to tell a lock from a key of
+    /// another type): Redlock's attempts on its nodes, where one such key is one refusal of N.
     pub(crate) probe: bool,
 }
 
@@ -293,14 +293,14 @@ pub(crate) struct Waiter {
     /// announcement); `false` when the waiter must take it with an attempt of its own (after
     /// `WAIT`, which must follow a write on the waiter's own connection).
     pub(crate) direct: bool,
+    /// How long a registration lasts without being refreshed.
+    pub(crate) lease: Duration,
 }
 
-/// A waiter's attempt: who it is, how long its registration lasts without being refreshed,
-/// and whether it registered before in the same acquisition.
+/// A waiter's attempt: who it is, and whether it registered before in the same acquisition.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WaiterRegistration<'a> {
     pub(crate) waiter: &'a Waiter,
-    pub(crate) lease: Duration,
     pub(crate) registered: bool,
 }
 

@@ -386,7 +386,7 @@ async fn acquire_script<C: ConnectionLike + Send>(
     let (waiter, lease, member, registered) = match req.waiter {
         Some(w) => (
             w.waiter.id.as_str(),
-            millis(w.lease).max(1),
+            millis(w.waiter.lease).max(1),
             protocol::registration(w.waiter, client),
             w.registered,
         ),

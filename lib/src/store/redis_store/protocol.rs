@@ -308,6 +308,7 @@ mod tests {
             expiry: crate::store::Expiry::Seconds(10),
             fencing: true,
             direct: true,
+            lease: Duration::from_secs(3),
         };
         assert_eq!(
             registration(&waiter, "c1"),
