@@ -22,7 +22,7 @@ use super::{
 use crate::drift::DEFAULT_DRIFT_FACTOR;
 use crate::error::{InvalidInput, UnavailableReason};
 use crate::status::{LockState, LockStatus};
-use protocol::{Companions, HANDOFF_RESERVATION, waiters_key};
+use protocol::{Companion, Companions, HANDOFF_RESERVATION, waiters_key};
 use wake::{WakeHub, WakeSource};
 
 pub(crate) mod connect;
@@ -201,8 +201,10 @@ where
                 }
                 // The Node original's exact command: SET key value EX seconds NX (PX for
                 // milliseconds).
-                let mut cmd = redis::cmd("SET");
-                cmd.arg(req.key).arg(req.token);
+                // Sized up front: one allocation for the arguments, one for their offsets.
+                let size = req.key.len() + req.token.len() + 32;
+                let mut cmd = redis::Cmd::with_capacity(6, size);
+                cmd.arg("SET").arg(req.key).arg(req.token);
                 match req.expiry {
                     Expiry::Seconds(secs) => cmd.arg("EX").arg(secs),
                     Expiry::Millis(millis) => cmd.arg("PX").arg(millis),
@@ -244,11 +246,10 @@ where
 
     fn release<'a>(&'a self, key: &'a str, value: &'a str) -> Reply<'a, Owned> {
         Box::pin(self.call(move |mut conn, try_| async move {
-            let companions = Companions::of(key);
             let call = scripts::RELEASE
                 .key(key)
-                .key(companions.waiters)
-                .key(companions.fence)
+                .key(Companion::waiters(key))
+                .key(Companion::fence(key))
                 .arg(value)
                 .arg(millis(HANDOFF_RESERVATION));
             let code: i64 = invoke(&call, &mut conn, key, Touches::FENCE).await?;
@@ -392,11 +393,10 @@ async fn acquire_script<C: ConnectionLike + Send>(
         ),
         None => ("", 0, String::new(), false),
     };
-    let companions = Companions::of(req.key);
     let call = scripts::ACQUIRE
         .key(req.key)
-        .key(companions.waiters)
-        .key(companions.fence)
+        .key(Companion::waiters(req.key))
+        .key(Companion::fence(req.key))
         .arg(req.token)
         .arg(req.expiry.as_millis())
         .arg(waiter)

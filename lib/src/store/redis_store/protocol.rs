@@ -80,27 +80,49 @@ pub(crate) fn waiters_key(key: &str) -> String {
 /// key, or the tag runs to the first `}`, after which the name ends (the key is the tag) or
 /// `:` starts the key. And no companion is a lock key: lock keys may not start with
 /// [`COMPANION_PREFIX`].
-fn companion(key: &str, kind: &str) -> String {
-    let mut name = String::with_capacity(COMPANION_PREFIX.len() + kind.len() + key.len() * 2 + 4);
-    name.push_str(COMPANION_PREFIX);
-    name.push_str(kind);
-    name.push_str(":{");
-    match hash_tag(key) {
-        Some(tag) => {
-            name.push_str(tag);
-            name.push_str("}:");
-            name.push_str(key);
-        }
-        None if !key.contains('}') => {
-            name.push_str(key);
-            name.push('}');
-        }
-        None => {
-            name.push_str("}:");
-            name.push_str(key);
+fn companion(key: &str, kind: &'static str) -> String {
+    Companion { key, kind }.to_string()
+}
+
+/// The name of a companion key (see [`companion`]), written straight into a command's
+/// arguments, with no `String` of its own.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Companion<'a> {
+    key: &'a str,
+    kind: &'static str,
+}
+
+impl<'a> Companion<'a> {
+    /// The waiters set of the lock at `key`.
+    pub(crate) fn waiters(key: &'a str) -> Self {
+        Self {
+            key,
+            kind: "waiters",
         }
     }
-    name
+
+    /// The fencing counter of the lock at `key`.
+    pub(crate) fn fence(key: &'a str) -> Self {
+        Self { key, kind: "fence" }
+    }
+}
+
+impl std::fmt::Display for Companion<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self { key, kind } = *self;
+        write!(f, "{COMPANION_PREFIX}{kind}:{{")?;
+        match hash_tag(key) {
+            Some(tag) => write!(f, "{tag}}}:{key}"),
+            None if !key.contains('}') => write!(f, "{key}}}"),
+            None => write!(f, "}}:{key}"),
+        }
+    }
+}
+
+impl redis::ToRedisArgs for Companion<'_> {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        out.write_arg_fmt(self);
+    }
 }
 
 /// Checks that `key` can be a lock key here: not in the companions' namespace.

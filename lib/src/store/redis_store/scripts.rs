@@ -9,56 +9,69 @@ use std::sync::LazyLock;
 use redis::aio::ConnectionLike;
 use redis::{ErrorKind, FromRedisValue, RedisResult, ServerErrorKind, ToRedisArgs};
 
-/// A Lua script: its text and the SHA-1 digest EVALSHA names it by.
+/// A Lua script: its text, the SHA-1 digest EVALSHA names it by, and how many keys it takes.
 pub(crate) struct LuaScript {
     text: &'static str,
     sha: String,
+    keys: usize,
 }
 
 impl LuaScript {
-    fn new(text: &'static str) -> Self {
+    fn new(text: &'static str, keys: usize) -> Self {
         // redis-rs computes the digest the server will use.
         let sha = redis::Script::new(text).get_hash().to_owned();
-        Self { text, sha }
+        Self { text, sha, keys }
     }
 
     /// Starts a call with the given key.
     pub(crate) fn key(&self, key: impl ToRedisArgs) -> Call<'_> {
+        let mut cmd = redis::Cmd::with_capacity(self.keys + 8, 256);
+        cmd.arg("EVALSHA").arg(&self.sha).arg(self.keys);
         Call {
             script: self,
-            keys: Vec::new(),
-            args: Vec::new(),
+            cmd,
+            keys: 0,
+            args: 0,
         }
         .key(key)
     }
 }
 
-/// One call of a [`LuaScript`]: its keys and arguments.
+/// One call of a [`LuaScript`]: `EVALSHA`, its digest and key count, then its keys and its
+/// arguments, written straight into one command (a call costs two allocations, not two per
+/// key and argument).
 pub(crate) struct Call<'a> {
     script: &'a LuaScript,
-    keys: Vec<Vec<u8>>,
-    args: Vec<Vec<u8>>,
+    cmd: redis::Cmd,
+    keys: usize,
+    args: usize,
 }
 
 impl Call<'_> {
-    /// Adds a key (`KEYS[n]`).
+    /// Adds a key (`KEYS[n]`); keys go before arguments.
     pub(crate) fn key(mut self, key: impl ToRedisArgs) -> Self {
-        self.keys.extend(key.to_redis_args());
+        debug_assert_eq!(self.args, 0, "keys go before arguments");
+        self.keys += key.num_of_args();
+        self.cmd.arg(key);
         self
     }
 
     /// Adds an argument (`ARGV[n]`).
     pub(crate) fn arg(mut self, arg: impl ToRedisArgs) -> Self {
-        self.args.extend(arg.to_redis_args());
+        self.args += arg.num_of_args();
+        self.cmd.arg(arg);
         self
     }
 
-    fn command(&self, name: &str, script: &str) -> redis::Cmd {
-        let mut cmd = redis::cmd(name);
-        cmd.arg(script)
-            .arg(self.keys.len())
-            .arg(&self.keys)
-            .arg(&self.args);
+    /// The same call as `EVAL` with the script's text.
+    fn eval(&self) -> redis::Cmd {
+        let mut cmd = redis::Cmd::with_capacity(self.keys + self.args + 3, self.script.text.len());
+        cmd.arg("EVAL").arg(self.script.text);
+        for arg in self.cmd.args_iter().skip(2) {
+            if let redis::Arg::Simple(bytes) = arg {
+                cmd.arg(bytes);
+            }
+        }
         cmd
     }
 
@@ -67,15 +80,13 @@ impl Call<'_> {
         &self,
         conn: &mut impl ConnectionLike,
     ) -> RedisResult<T> {
-        match self
-            .command("EVALSHA", &self.script.sha)
-            .query_async(conn)
-            .await
-        {
+        debug_assert_eq!(
+            self.keys, self.script.keys,
+            "a call gives the script as many keys as it takes"
+        );
+        match self.cmd.query_async(conn).await {
             Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                self.command("EVAL", self.script.text)
-                    .query_async(conn)
-                    .await
+                self.eval().query_async(conn).await
             }
             other => other,
         }
@@ -83,40 +94,43 @@ impl Call<'_> {
 }
 
 macro_rules! script {
-    ($(#[$doc:meta])* $name:ident = $file:literal) => {
+    ($(#[$doc:meta])* $name:ident = $file:literal, keys = $keys:literal) => {
         $(#[$doc])*
         pub(crate) static $name: LazyLock<LuaScript> = LazyLock::new(|| {
-            LuaScript::new(concat!(
-                include_str!("../../../lua/prelude.lua"),
-                include_str!(concat!("../../../lua/", $file))
-            ))
+            LuaScript::new(
+                concat!(
+                    include_str!("../../../lua/prelude.lua"),
+                    include_str!(concat!("../../../lua/", $file))
+                ),
+                $keys,
+            )
         });
     };
 }
 
 script!(
     /// Take the lock, or register as a waiter: `lua/acquire.lua`.
-    ACQUIRE = "acquire.lua"
+    ACQUIRE = "acquire.lua", keys = 3
 );
 script!(
     /// Compare-and-delete with hand-off to waiters: `lua/release.lua`.
-    RELEASE = "release.lua"
+    RELEASE = "release.lua", keys = 3
 );
 script!(
     /// Unconditional delete of a string key: `lua/force_release.lua`.
-    FORCE_RELEASE = "force_release.lua"
+    FORCE_RELEASE = "force_release.lua", keys = 2
 );
 script!(
     /// Compare-and-PEXPIRE: `lua/extend.lua`.
-    EXTEND = "extend.lua"
+    EXTEND = "extend.lua", keys = 1
 );
 script!(
     /// A waiter gives up: `lua/cancel_wait.lua`.
-    CANCEL_WAIT = "cancel_wait.lua"
+    CANCEL_WAIT = "cancel_wait.lua", keys = 3
 );
 script!(
     /// A read-only snapshot for tools: `lua/status.lua`.
-    STATUS = "status.lua"
+    STATUS = "status.lua", keys = 3
 );
 
 #[cfg(test)]
@@ -139,6 +153,23 @@ mod tests {
             assert!(text.contains("Returns "), "{name}");
             // The protocol is the prelude's: no script spells it out again.
             assert!(!text.contains("ac-redislock:"), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_script_declares_the_keys_it_uses() {
+        for script in [
+            &*super::ACQUIRE,
+            &*super::RELEASE,
+            &*super::FORCE_RELEASE,
+            &*super::EXTEND,
+            &*super::CANCEL_WAIT,
+            &*super::STATUS,
+        ] {
+            let used = (1..10)
+                .filter(|n| script.text.contains(&format!("KEYS[{n}]")))
+                .max();
+            assert_eq!(used, Some(script.keys), "{}", &script.text[..60]);
         }
     }
 
