@@ -88,7 +88,7 @@ const WARMUP: Duration = Duration::from_millis(300);
 const MEASURE: Duration = Duration::from_secs(2);
 /// Rounds of each uncontended figure, the implementations interleaved (a different order each
 /// round), so that a burst of load from elsewhere does not land on one implementation only.
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 9;
 /// Time each uncontended round is measured for.
 const MEASURE_ROUND: Duration = Duration::from_secs(1);
 /// Tasks sharing one client in the concurrent uncontended case (the table uses 50).

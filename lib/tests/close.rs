@@ -307,6 +307,30 @@ async fn close_ends_a_waiting_acquisition_and_removes_its_place_in_the_queue() {
 }
 
 #[tokio::test]
+async fn a_waiting_acquire_refused_by_a_server_that_is_not_there_leaves_nothing_to_close() {
+    // Nothing listens on this port: every attempt is refused, so no registration was made and
+    // close has nothing to cancel (it once retried a cancellation until the lease would have
+    // ended, and named the key as left behind).
+    let port = support::server::free_port().expect("a free port");
+    let locks = RedisLock::builder()
+        .command_timeout(Duration::from_millis(500))
+        .build_from_url(&format!("redis://127.0.0.1:{port}/"))
+        .unwrap();
+    let key = unique_key("refused");
+    let options = long_lease().wait(Duration::from_millis(300));
+    let err = locks.acquire_with(&key, options).await.unwrap_err();
+    assert!(err.is_backend(), "{err:?}");
+    let started = Instant::now();
+    let closed = locks.close().await;
+    assert!(closed.is_ok(), "{closed:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "close took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_guard_dropped_while_held_says_so_once_at_debug_and_close_waits_for_its_release() {
     let logs = Logs::capture();
     let server = RedisServer::start();

@@ -36,6 +36,7 @@ impl Core {
         req: AcquireRequest<'_>,
         leftovers: &mut Leftovers<'_>,
     ) -> Result<Outcome> {
+        let registered_before = leftovers.registered;
         leftovers.in_flight = true;
         leftovers.registered |= req.waiter.is_some();
         let level = self.config.log_level;
@@ -59,7 +60,10 @@ impl Core {
                 ("wrong type", Err(LockError::WrongType { key, found }))
             }
             Err(err) => {
-                leftovers.in_flight = outcome_unknown(&err);
+                // Refused, or answered with an error: nothing was taken or registered.
+                let unknown = outcome_unknown(&err);
+                leftovers.in_flight = unknown;
+                leftovers.registered = registered_before || unknown;
                 ("error", Err(err))
             }
         };
