@@ -43,10 +43,14 @@ use tokio::runtime::Runtime;
 use crate::builder::{Flavor, sealed};
 use crate::error::{CloseError, LockError, LossReason, Result, UnavailableReason};
 use crate::lock::Core;
-use crate::lock::acquire::{Mode, after_work};
+use crate::lock::acquire::{Mode, Target, after_work};
 use crate::lock::options::AcquireOptions;
 use crate::lock::params::{LockParams, ReleaseParams};
 use crate::report::ErrorChain;
+
+mod sets;
+
+pub use sets::{RwLock, Semaphore};
 
 /// A blocking client for locks on Redis: [`crate::RedisLock`] without `.await`.
 ///
@@ -446,11 +450,138 @@ impl RedisLock {
         after_work(key, output, guard.release())
     }
 
+    /// A counting semaphore at `key` with `limit` permits; see
+    /// [`crate::RedisLock::semaphore`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// let permit = locks.semaphore("encoders", 3).acquire()?;
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    #[must_use]
+    pub fn semaphore(&self, key: impl Into<String>, limit: u32) -> Semaphore {
+        Semaphore::new(self.clone(), key.into(), limit)
+    }
+
+    /// A read-write lock at `key`; see [`crate::RedisLock::rw_lock`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// let reading = locks.rw_lock("catalog").read()?;
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    #[must_use]
+    pub fn rw_lock(&self, key: impl Into<String>) -> RwLock {
+        RwLock::new(self.clone(), key.into())
+    }
+
+    /// Takes the locks at all of `keys` together, waiting; see
+    /// [`crate::RedisLock::acquire_all`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::RedisLock::acquire_all`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// let both = locks.acquire_all(&["accounts:1", "accounts:2"])?;
+    /// assert!(locks.try_acquire("accounts:2").is_err());
+    /// both.release()?;
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    pub fn acquire_all<S: AsRef<str>>(&self, keys: &[S]) -> Result<LockGuard> {
+        self.acquire_all_with(keys, AcquireOptions::new())
+    }
+
+    /// See [`crate::RedisLock::acquire_all_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::RedisLock::acquire_all_with`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ac_redislock::AcquireOptions;
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// let both = locks.acquire_all_with(&["a", "b"], AcquireOptions::new().auto_renew(true))?;
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    pub fn acquire_all_with<S: AsRef<str>>(
+        &self,
+        keys: &[S],
+        options: AcquireOptions,
+    ) -> Result<LockGuard> {
+        let target = self.locks.core().multi_target(keys)?;
+        self.acquire_target(target, options, Mode::Wait)
+    }
+
+    /// One attempt at the locks at all of `keys` together; see
+    /// [`crate::RedisLock::try_acquire_all`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::RedisLock::try_acquire_all`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// let b = locks.acquire("b")?;
+    /// assert!(locks.try_acquire_all(&["a", "b"]).is_err());
+    /// assert!(locks.try_acquire("a").is_ok(), "nothing was left taken");
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    pub fn try_acquire_all<S: AsRef<str>>(&self, keys: &[S]) -> Result<LockGuard> {
+        self.try_acquire_all_with(keys, AcquireOptions::new())
+    }
+
+    /// See [`crate::RedisLock::try_acquire_all_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::RedisLock::try_acquire_all_with`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ac_redislock::AcquireOptions;
+    /// use std::time::Duration;
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// let options = AcquireOptions::new().ttl(Duration::from_secs(30));
+    /// let both = locks.try_acquire_all_with(&["a", "b"], options)?;
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    pub fn try_acquire_all_with<S: AsRef<str>>(
+        &self,
+        keys: &[S],
+        options: AcquireOptions,
+    ) -> Result<LockGuard> {
+        let target = self.locks.core().multi_target(keys)?;
+        self.acquire_target(target, options, Mode::Try)
+    }
+
     /// Takes the lock as the async client does, in `mode`, on the background runtime.
     fn acquire_in(&self, key: &str, options: AcquireOptions, mode: Mode) -> Result<LockGuard> {
+        let target = self.locks.core().mutex_target(key)?;
+        self.acquire_target(target, options, mode)
+    }
+
+    /// Takes `target` as the async client does, in `mode`, on the background runtime.
+    fn acquire_target(
+        &self,
+        target: Target,
+        options: AcquireOptions,
+        mode: Mode,
+    ) -> Result<LockGuard> {
         let core = std::sync::Arc::clone(self.locks.core());
-        let key = key.to_owned();
-        let guard = self.run(async move { core.acquire(&key, &options, mode).await })?;
+        let guard = self.run(async move { core.acquire_target(target, &options, mode).await })?;
         Ok(LockGuard {
             guard: Arc::new(guard),
             client: self.clone(),
@@ -503,6 +634,20 @@ impl LockGuard {
     #[must_use]
     pub fn key(&self) -> &str {
         self.guard.key()
+    }
+
+    /// See [`crate::LockGuard::keys`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// assert_eq!(locks.acquire_all(&["b", "a"])?.keys(), ["a", "b"]);
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    #[must_use]
+    pub fn keys(&self) -> &[String] {
+        self.guard.keys()
     }
 
     /// See [`crate::LockGuard::token`].

@@ -13,6 +13,10 @@ use crate::lock::options::AcquireOptions;
 use crate::lock::params::{LockParams, ReleaseParams};
 use crate::status::LockStatus;
 
+pub(crate) mod sets;
+
+pub use sets::{RwLock, Semaphore};
+
 /// A client for locks on Redis: the Rust form of the Node package `ac-redislock`.
 ///
 /// A `RedisLock` is a cheap handle: clone it freely, share it between tasks. Any number of
@@ -380,6 +384,158 @@ impl RedisLock {
     /// ```
     pub async fn acquire_with(&self, key: &str, options: AcquireOptions) -> Result<LockGuard> {
         self.core.acquire(key, &options, Mode::Wait).await
+    }
+
+    /// A counting semaphore at `key` with `limit` permits: at most `limit` holders at once
+    /// (see [`Semaphore`]). Sends nothing; a limit of 0 is refused when a permit is asked for.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// let permit = locks.semaphore("encoders", 3).acquire().await?;
+    /// // ... at most 3 of these run at once, across all hosts ...
+    /// permit.release().await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn semaphore(&self, key: impl Into<String>, limit: u32) -> Semaphore {
+        Semaphore::new(Arc::clone(&self.core), key.into(), limit)
+    }
+
+    /// A read-write lock at `key`: many readers or one writer (see [`RwLock`]). Sends nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// let catalog = locks.rw_lock("catalog");
+    /// let reading = catalog.read().await?;
+    /// reading.release().await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn rw_lock(&self, key: impl Into<String>) -> RwLock {
+        RwLock::new(Arc::clone(&self.core), key.into())
+    }
+
+    /// Takes the locks at all of `keys` together, all or none, waiting up to 10 s, with the
+    /// default [`AcquireOptions`]; one guard holds, renews and releases them all, and losing
+    /// any one is losing the guard.
+    ///
+    /// Each key is an ordinary lock (the Node original's format), so single-key callers and
+    /// Node workers see each one held. On one Redis, or where the keys share a Redis Cluster
+    /// hash slot, the keys are taken in one atomic script. On a Cluster with keys in several
+    /// slots they are taken slot by slot, in one fixed order, and what was taken is given back
+    /// when a later slot is held: two callers with overlapping sets never deadlock, and a
+    /// failure leaves nothing behind. Repeated keys count once. Fencing tokens are refused
+    /// (ask per key instead).
+    ///
+    /// # Errors
+    ///
+    /// [`Locked`](LockError::Locked) (naming the first key) when the wait ends with any key
+    /// held; [`InvalidInput`](LockError::InvalidInput) for no keys or a bad key; otherwise as
+    /// [`acquire`](Self::acquire).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`acquire`](Self::acquire): what was taken is released in the
+    /// background.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// let both = locks.acquire_all(&["accounts:1", "accounts:2"]).await?;
+    /// // ... move money between the two accounts ...
+    /// both.release().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn acquire_all<S: AsRef<str>>(&self, keys: &[S]) -> Result<LockGuard> {
+        self.acquire_all_with(keys, AcquireOptions::new()).await
+    }
+
+    /// [`acquire_all`](Self::acquire_all) with options.
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire_all`](Self::acquire_all); [`InvalidInput`](LockError::InvalidInput) for
+    /// options out of range.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire_all`](Self::acquire_all).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ac_redislock::AcquireOptions;
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// let keys = ["accounts:1", "accounts:2"];
+    /// let both = locks.acquire_all_with(&keys, AcquireOptions::new().auto_renew(true)).await?;
+    /// # both.release().await }
+    /// ```
+    pub async fn acquire_all_with<S: AsRef<str>>(
+        &self,
+        keys: &[S],
+        options: AcquireOptions,
+    ) -> Result<LockGuard> {
+        let target = self.core.multi_target(keys)?;
+        self.core.acquire_target(target, &options, Mode::Wait).await
+    }
+
+    /// Makes one attempt to take the locks at all of `keys` together, all or none (see
+    /// [`acquire_all`](Self::acquire_all)).
+    ///
+    /// # Errors
+    ///
+    /// [`Locked`](LockError::Locked) if any key is held; otherwise as
+    /// [`acquire_all`](Self::acquire_all).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire_all`](Self::acquire_all).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// if let Ok(both) = locks.try_acquire_all(&["accounts:1", "accounts:2"]).await {
+    ///     both.release().await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn try_acquire_all<S: AsRef<str>>(&self, keys: &[S]) -> Result<LockGuard> {
+        self.try_acquire_all_with(keys, AcquireOptions::new()).await
+    }
+
+    /// [`try_acquire_all`](Self::try_acquire_all) with options (the wait is ignored).
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire_all_with`](Self::acquire_all_with).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire_all`](Self::acquire_all).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ac_redislock::AcquireOptions;
+    /// use std::time::Duration;
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// let options = AcquireOptions::new().ttl(Duration::from_secs(30));
+    /// let both = locks.try_acquire_all_with(&["a", "b"], options).await?;
+    /// # both.release().await }
+    /// ```
+    pub async fn try_acquire_all_with<S: AsRef<str>>(
+        &self,
+        keys: &[S],
+        options: AcquireOptions,
+    ) -> Result<LockGuard> {
+        let target = self.core.multi_target(keys)?;
+        self.core.acquire_target(target, &options, Mode::Try).await
     }
 
     /// Runs `work` while holding the lock at `key`, renewed in the background, and returns its

@@ -542,6 +542,15 @@ pub enum InvalidInput {
     /// repeated, as it may carry a password.
     #[error("bad Redis URL: {0}")]
     Url(String),
+    /// The backend cannot keep this kind of lock (a semaphore or a read-write lock on
+    /// Redlock); the reason says why.
+    #[error("{what} cannot be used here: {reason}")]
+    NotSupported {
+        /// What was asked for: `a semaphore`, `a read-write lock`, ...
+        what: &'static str,
+        /// Why this backend cannot keep it.
+        reason: &'static str,
+    },
     /// The call needs a Tokio runtime and was made outside one.
     #[error("no Tokio runtime: call this inside a runtime, or use `ac_redislock::blocking`")]
     NoRuntime,

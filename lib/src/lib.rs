@@ -148,7 +148,7 @@ mod report;
 mod status;
 
 pub use builder::{Async, Flavor, RedisLockBuilder};
-pub use client::RedisLock;
+pub use client::{RedisLock, RwLock, Semaphore};
 pub use error::{
     CloseError, InvalidInput, LeftBehind, LockError, LossReason, Result, UnavailableReason,
 };
@@ -160,7 +160,7 @@ pub use lock::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_MAX_EXPIRES, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_LEN,
 };
 pub use report::ErrorChain;
-pub use status::{LockState, LockStatus};
+pub use status::{LockState, LockStatus, RwLockStatus, SemaphoreStatus};
 #[cfg(feature = "sentinel")]
 pub use store::redis_store::sentinel::SentinelMaster;
 pub use store::redlock::DEFAULT_NODE_TIMEOUT as DEFAULT_REDLOCK_NODE_TIMEOUT;

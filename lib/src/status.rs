@@ -67,3 +67,59 @@ pub struct LockStatus {
     /// Waiters registered on the key (waiting acquires of this crate).
     pub waiters: u64,
 }
+
+/// A snapshot of a semaphore (see [`Semaphore::status`](crate::Semaphore::status)), taken in
+/// one atomic step. Expired permits are not counted. It never contains a token.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+/// let status = locks.semaphore("encoders", 3).status().await?;
+/// println!("{} of {} permits taken, {} waiting", status.held, status.limit, status.waiters);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SemaphoreStatus {
+    /// The limit of the handle that asked.
+    pub limit: u32,
+    /// Permits taken now (a holder may take several).
+    pub held: u64,
+    /// Holders now.
+    pub holders: u32,
+    /// Time left of the permit that expires last; `None` when none is taken.
+    pub ttl: Option<Duration>,
+    /// Waiting acquisitions, in line.
+    pub waiters: u64,
+}
+
+/// A snapshot of a read-write lock (see [`RwLock::status`](crate::RwLock::status)), taken in
+/// one atomic step. Expired holds are not counted. It never contains a token.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+/// let status = locks.rw_lock("catalog").status().await?;
+/// if status.writer {
+///     println!("being written; {} waiting", status.waiters);
+/// } else {
+///     println!("{} readers", status.readers);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RwLockStatus {
+    /// Read holds now.
+    pub readers: u32,
+    /// Whether a writer holds it.
+    pub writer: bool,
+    /// Time left of the hold that expires last; `None` when it is free.
+    pub ttl: Option<Duration>,
+    /// Waiting acquisitions (readers and writers), in line.
+    pub waiters: u64,
+    /// The last fencing token drawn for a writer, if any was (and the counter still exists).
+    pub fencing_counter: Option<u64>,
+}

@@ -18,7 +18,7 @@ use super::{Core, Op};
 use crate::drift::drift;
 use crate::error::{InvalidInput, LockError, Result};
 use crate::store::listen::{Listener, Wake};
-use crate::store::{AcquireRequest, Expiry, Waiter, WaiterRegistration};
+use crate::store::{AcquireRequest, Expiry, Shape, Waiter, WaiterRegistration};
 
 /// "Forever" for deadlines that an `Instant` cannot hold: a century.
 const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
@@ -34,17 +34,149 @@ pub(crate) enum Mode {
     WithLock,
 }
 
+/// Why Redlock keeps no semaphores or read-write locks.
+pub(crate) const NO_SETS_ON_REDLOCK: &str = "Redlock's masters count independently, so a count \
+     of holders kept on them is not one count (each majority of masters can admit a different \
+     set of holders); use one Redis, Sentinel or a Cluster";
+
+/// What an acquisition takes: a key (or several) and the shape of the hold there.
+#[derive(Debug)]
+pub(crate) struct Target {
+    /// The key as the caller gave it (of several, the first in wire order).
+    pub(crate) key: String,
+    pub(crate) wire: String,
+    pub(crate) shape: Shape,
+    /// Several keys: each as the caller gave it, in wire order (empty for one key).
+    pub(crate) keys: Vec<String>,
+}
+
+/// Which lease-set primitive a key is used as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SetKind {
+    /// A semaphore with this many permits.
+    Semaphore { limit: u32 },
+    /// A read hold of a read-write lock.
+    Read,
+    /// A write hold of a read-write lock.
+    Write,
+}
+
 impl Core {
+    /// The target of a mutex at `key`.
+    pub(crate) fn mutex_target(&self, key: &str) -> Result<Target> {
+        Ok(Target {
+            key: key.to_owned(),
+            wire: self.wire_key(key)?.into_owned(),
+            shape: Shape::Mutex,
+            keys: Vec::new(),
+        })
+    }
+
+    /// The target of a hold of `kind` at `key` (a lease set), taking `permits` permits of a
+    /// semaphore. Refused where the store keeps no lease sets (Redlock).
+    pub(crate) fn set_target(&self, key: &str, kind: SetKind, permits: u32) -> Result<Target> {
+        let what = match kind {
+            SetKind::Semaphore { .. } => "a semaphore",
+            SetKind::Read | SetKind::Write => "a read-write lock",
+        };
+        if !self.traits().lease_sets {
+            return Err(InvalidInput::NotSupported {
+                what,
+                reason: NO_SETS_ON_REDLOCK,
+            }
+            .into());
+        }
+        let shape = match kind {
+            SetKind::Semaphore { limit } => {
+                if limit == 0 {
+                    return Err(InvalidInput::Setting {
+                        name: "limit",
+                        reason: "a semaphore needs at least one permit",
+                    }
+                    .into());
+                }
+                if permits == 0 || permits > limit {
+                    return Err(InvalidInput::Setting {
+                        name: "permits",
+                        reason: "must be at least 1 and at most the semaphore's limit",
+                    }
+                    .into());
+                }
+                Shape::Permits {
+                    count: permits,
+                    limit,
+                }
+            }
+            SetKind::Read => Shape::Read,
+            SetKind::Write => Shape::Write,
+        };
+        if permits != 1 && !matches!(shape, Shape::Permits { .. }) {
+            return Err(permits_refused());
+        }
+        Ok(Target {
+            key: key.to_owned(),
+            wire: self.wire_key(key)?.into_owned(),
+            shape,
+            keys: Vec::new(),
+        })
+    }
+
+    /// The target of the mutexes at `keys`, taken together (repeats count once).
+    pub(crate) fn multi_target<S: AsRef<str>>(&self, keys: &[S]) -> Result<Target> {
+        let mut pairs = Vec::with_capacity(keys.len());
+        for key in keys {
+            let key = key.as_ref();
+            pairs.push((self.wire_key(key)?.into_owned(), key.to_owned()));
+        }
+        pairs.sort_unstable();
+        pairs.dedup_by(|a, b| a.0 == b.0);
+        let Some((wire, key)) = pairs.first().cloned() else {
+            return Err(InvalidInput::Setting {
+                name: "keys",
+                reason: "give at least one key",
+            }
+            .into());
+        };
+        let (wires, keys): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
+        Ok(Target {
+            key,
+            wire,
+            shape: Shape::Multi { keys: wires },
+            keys,
+        })
+    }
+
     /// Takes the lock at `key` as a guard, as `mode` says: one attempt, or waiting until the
-    /// options' deadline. Whatever way it ends without a guard (given up, failed, cancelled),
-    /// it leaves no lock and no waiter registration behind.
+    /// options' deadline (see [`acquire_target`](Self::acquire_target)).
     pub(crate) async fn acquire(
         self: &Arc<Self>,
         key: &str,
         options: &AcquireOptions,
         mode: Mode,
     ) -> Result<LockGuard> {
-        let wire = self.wire_key(key)?.into_owned();
+        let target = self.mutex_target(key)?;
+        self.acquire_target(target, options, mode).await
+    }
+
+    /// Takes `target` as a guard, as `mode` says: one attempt, or waiting until the options'
+    /// deadline. Whatever way it ends without a guard (given up, failed, cancelled), it leaves
+    /// no lock and no waiter registration behind.
+    pub(crate) async fn acquire_target(
+        self: &Arc<Self>,
+        target: Target,
+        options: &AcquireOptions,
+        mode: Mode,
+    ) -> Result<LockGuard> {
+        let Target {
+            key,
+            wire,
+            shape,
+            keys,
+        } = target;
+        let key = key.as_str();
+        if options.permits != 1 && !matches!(shape, Shape::Permits { .. }) {
+            return Err(permits_refused());
+        }
         let ttl = self.check_lease_ttl(options.ttl)?;
         if let Some((_, timeout)) = options.replicas
             && (timeout.is_zero() || timeout >= self.config.command_timeout)
@@ -59,6 +191,14 @@ impl Core {
             return Err(InvalidInput::Setting {
                 name: "fencing",
                 reason: "Redlock cannot issue fencing tokens: its nodes count independently",
+            }
+            .into());
+        }
+        if options.fencing && !matches!(shape, Shape::Mutex | Shape::Write) {
+            return Err(InvalidInput::Setting {
+                name: "fencing",
+                reason: "fencing tokens are for exclusive holds of one key: a lock or a \
+                         write lock",
             }
             .into());
         }
@@ -103,11 +243,13 @@ impl Core {
         let mut delays = None;
         let mut leftovers = Leftovers::at(self, key, &wire, ttl)
             .ours(generated.then_some(&*token))
+            .shape(&shape)
             .waiter(waiter.as_ref());
         let mut registered = false;
         loop {
             let request = AcquireRequest {
                 key: &wire,
+                shape: &shape,
                 token: &token,
                 expiry,
                 // A waiting acquisition registers with its first attempt: under contention
@@ -180,6 +322,8 @@ impl Core {
                 key: key.to_owned(),
                 wire: wire.clone(),
                 token: token.clone(),
+                shape: shape.clone(),
+                keys: keys.clone(),
             };
             // Refused if the client closed meanwhile: `leftovers` releases.
             let mut guard = LockGuard::new(Arc::clone(self), held, fence, lease, renewal)?;
@@ -212,6 +356,15 @@ impl Core {
         let max_hold = options.max_hold.unwrap_or(DEFAULT_MAX_HOLD);
         Ok(Some((interval, max_hold)))
     }
+}
+
+/// A permit count other than 1 for a lock that is not a semaphore.
+fn permits_refused() -> LockError {
+    InvalidInput::Setting {
+        name: "permits",
+        reason: "only a semaphore takes several permits",
+    }
+    .into()
 }
 
 /// `start + after`, or a century from `start` when that does not fit.

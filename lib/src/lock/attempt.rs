@@ -12,7 +12,7 @@ use super::token::new_token;
 use super::{Core, Op, outcome_unknown};
 use crate::error::{LockError, Result};
 use crate::report::event_at;
-use crate::store::{Acquire, AcquireRequest};
+use crate::store::{Acquire, AcquireRequest, Shape};
 
 /// How an attempt that got an answer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +90,7 @@ impl Core {
         };
         let request = AcquireRequest {
             key: &wire,
+            shape: &Shape::Mutex,
             token: &value,
             expiry,
             waiter: None,

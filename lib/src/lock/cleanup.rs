@@ -14,7 +14,7 @@ use super::lease::Held;
 use super::{Core, lock_error};
 use crate::error::{CloseError, LockError, LossReason};
 use crate::report::ErrorChain;
-use crate::store::{StoreError, Waiter};
+use crate::store::{Shape, StoreError, Waiter};
 
 /// The pause between two tries of a waiter's cancellation while Redis cannot be reached.
 const CANCEL_PAUSE: Duration = Duration::from_millis(50);
@@ -29,6 +29,8 @@ pub(crate) struct Cleanup {
     pub(crate) wire: String,
     pub(crate) token: Option<String>,
     pub(crate) waiter: Option<Waiter>,
+    /// What the token holds (or would hold) at the key.
+    pub(crate) shape: Shape,
     /// How long the lock can live: the release is not retried past it (by then the lock is
     /// gone anyway).
     pub(crate) within: Duration,
@@ -42,6 +44,7 @@ impl Cleanup {
             wire: held.wire.clone(),
             token: Some(held.token.clone()),
             waiter: None,
+            shape: held.shape.clone(),
             within,
         }
     }
@@ -69,13 +72,14 @@ impl Core {
             wire,
             token,
             waiter,
+            shape,
             within,
         } = cleanup;
         let mut cause = None;
         if let Some(token) = token {
             let give_up = Instant::now() + within;
             loop {
-                match self.store().release(&wire, &token).await {
+                match self.store().release(&wire, &token, &shape).await {
                     Err(err) if err.is_timeout() && Instant::now() < give_up => {}
                     Ok(_) => break,
                     Err(err) => {
@@ -93,7 +97,7 @@ impl Core {
             // a release in between would give the lock to this waiter, which is gone.
             let give_up = Instant::now() + waiter.lease;
             loop {
-                match self.store().cancel_wait(&wire, &waiter).await {
+                match self.store().cancel_wait(&wire, &waiter, &shape).await {
                     Ok(()) => break,
                     Err(StoreError::Unavailable { .. }) if Instant::now() < give_up => {
                         tokio::time::sleep(CANCEL_PAUSE).await;
@@ -154,6 +158,7 @@ pub(crate) struct Leftovers<'a> {
     /// caller chose may also stand for another lock of the caller's; that one is left alone.
     ours: Option<&'a str>,
     waiter: Option<&'a Waiter>,
+    shape: &'a Shape,
     /// How long the lock can live.
     within: Duration,
     /// The lock may hold our token.
@@ -174,6 +179,7 @@ impl<'a> Leftovers<'a> {
             wire,
             ours: None,
             waiter: None,
+            shape: &Shape::Mutex,
             within,
             in_flight: false,
             registered: false,
@@ -183,6 +189,12 @@ impl<'a> Leftovers<'a> {
     /// The token the lock would hold, if it was made here.
     pub(crate) fn ours(mut self, token: Option<&'a str>) -> Self {
         self.ours = token;
+        self
+    }
+
+    /// What the acquisition takes at the key (a mutex unless said).
+    pub(crate) fn shape(mut self, shape: &'a Shape) -> Self {
+        self.shape = shape;
         self
     }
 
@@ -222,6 +234,7 @@ impl Leftovers<'_> {
             wire: self.wire.to_owned(),
             token,
             waiter,
+            shape: self.shape.clone(),
             within: self.within,
         };
         self.core.spawn_cleanup(&runtime, cleanup);

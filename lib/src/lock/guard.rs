@@ -172,6 +172,27 @@ impl LockGuard {
         &self.held.key
     }
 
+    /// Returns every key this guard holds, as given (without the instance's prefix): the one
+    /// key of a lock, semaphore permit or read-write hold; all the keys of
+    /// [`acquire_all`](crate::RedisLock::acquire_all), in the order they were taken in.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// let both = locks.acquire_all(&["b", "a"]).await?;
+    /// assert_eq!(both.keys(), ["a", "b"]);
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn keys(&self) -> &[String] {
+        if self.held.keys.is_empty() {
+            std::slice::from_ref(&self.held.key)
+        } else {
+            &self.held.keys
+        }
+    }
+
     /// Returns the token the key holds: what `release_lock` or another process (a Node worker,
     /// the CLI) needs to release or extend this lock. Keep it as secret as the lock matters.
     ///
@@ -333,8 +354,14 @@ impl LockGuard {
             return Err(self.lost_error(reason));
         }
         let start = Instant::now();
-        let Held { key, wire, token } = &*self.held;
-        let extend = self.core.store().extend(wire, token, ttl);
+        let Held {
+            key,
+            wire,
+            token,
+            shape,
+            ..
+        } = &*self.held;
+        let extend = self.core.store().extend(wire, token, ttl, shape);
         let outcome = self.core.call(Op::Extend, key, extend).await?;
         match owned(outcome, key) {
             Ok(()) => {
@@ -388,8 +415,14 @@ impl LockGuard {
         };
         hold.stop();
         let ended_when_sent = self.lease.ended();
-        let Held { key, wire, token } = &*self.held;
-        let release = self.core.store().release(wire, token);
+        let Held {
+            key,
+            wire,
+            token,
+            shape,
+            ..
+        } = &*self.held;
+        let release = self.core.store().release(wire, token, shape);
         let outcome = self.core.call(Op::Release, key, release).await;
         let lost_before = self.lease.ended();
         self.lease.end(LossReason::Released);

@@ -10,13 +10,18 @@ use tokio::time::Instant;
 
 use crate::drift::drift;
 use crate::error::LossReason;
+use crate::store::Shape;
 
-/// A held lock: its key as the caller gave it, its wire key and its token (shared by its guard,
-/// its watchdog and the client's registry).
+/// A held lock: its key as the caller gave it, its wire key, its token and what it holds there
+/// (shared by its guard, its watchdog and the client's registry).
 pub(crate) struct Held {
     pub(crate) key: String,
     pub(crate) wire: String,
     pub(crate) token: String,
+    pub(crate) shape: Shape,
+    /// A multi-key lock: every key as the caller gave it, in the order of the wire keys (empty
+    /// for one key).
+    pub(crate) keys: Vec<String>,
 }
 
 /// The instant a lease granted by a command sent at `start` stops being trusted.

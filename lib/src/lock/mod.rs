@@ -23,7 +23,7 @@ use crate::drift::drift;
 use crate::error::{InvalidInput, LockError, Result, UnavailableReason};
 use crate::report::ErrorChain;
 use crate::status::LockStatus;
-use crate::store::{Expiry, Owned, Store, StoreError, StoreResult, Traits};
+use crate::store::{Expiry, Owned, SetStatus, Shape, Store, StoreError, StoreResult, Traits};
 use registry::Registry;
 
 pub(crate) mod acquire;
@@ -270,7 +270,11 @@ impl Core {
         };
         self.check_value(&value)?;
         let outcome = self
-            .call(Op::Release, &key, self.store.release(&wire, &value))
+            .call(
+                Op::Release,
+                &key,
+                self.store.release(&wire, &value, &Shape::Mutex),
+            )
             .await?;
         let suppress = suppress_mismatch.unwrap_or(self.config.suppress_mismatch);
         mismatch(Op::Release, &key, outcome, suppress, suppress)
@@ -289,7 +293,11 @@ impl Core {
         self.check_value(value)?;
         let ttl = self.check_expires(expires)?.as_duration();
         let outcome = self
-            .call(Op::Extend, key, self.store.extend(&wire, value, ttl))
+            .call(
+                Op::Extend,
+                key,
+                self.store.extend(&wire, value, ttl, &Shape::Mutex),
+            )
             .await?;
         mismatch(
             Op::Extend,
@@ -310,6 +318,29 @@ impl Core {
     pub(crate) async fn status(&self, key: &str) -> Result<LockStatus> {
         let wire = self.wire_key(key)?;
         self.call(Op::Status, key, self.store.status(&wire)).await
+    }
+
+    /// A snapshot of the lease set (semaphore, read-write lock) at `key`; `what` names it for
+    /// the error where the store keeps none.
+    pub(crate) async fn set_status(&self, key: &str, what: &'static str) -> Result<SetStatus> {
+        let wire = self.wire_key(key)?;
+        if !self.traits().lease_sets {
+            return Err(InvalidInput::NotSupported {
+                what,
+                reason: acquire::NO_SETS_ON_REDLOCK,
+            }
+            .into());
+        }
+        let status = self
+            .call(Op::Status, key, self.store.set_status(&wire))
+            .await?;
+        match status.wrong_type {
+            Some(found) => Err(LockError::WrongType {
+                key: key.to_owned(),
+                found,
+            }),
+            None => Ok(status),
+        }
     }
 }
 

@@ -31,7 +31,8 @@ pub const DEFAULT_MAX_HOLD: Duration = Duration::from_secs(60 * 60);
 /// - `max_hold`: [`DEFAULT_MAX_HOLD`] (1 h) when renewing;
 /// - `fencing`: off;
 /// - `token`: a fresh token (160 random bits);
-/// - `replicas`: none (no `WAIT` after the grant).
+/// - `replicas`: none (no `WAIT` after the grant);
+/// - `permits`: 1 (semaphores only).
 ///
 /// # Examples
 ///
@@ -60,6 +61,7 @@ pub struct AcquireOptions {
     pub(crate) fencing: bool,
     pub(crate) token: Option<String>,
     pub(crate) replicas: Option<(u32, Duration)>,
+    pub(crate) permits: u32,
 }
 
 impl Default for AcquireOptions {
@@ -87,6 +89,7 @@ impl AcquireOptions {
             fencing: false,
             token: None,
             replicas: None,
+            permits: 1,
         }
     }
 
@@ -231,6 +234,23 @@ impl AcquireOptions {
     /// ```
     pub fn replicas(mut self, replicas: u32, timeout: Duration) -> Self {
         self.replicas = Some((replicas, timeout));
+        self
+    }
+
+    /// Semaphores only: takes `permits` permits at once, in one atomic step (all or none).
+    /// Other locks refuse a count other than 1; a semaphore refuses 0 and more than its limit.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ac_redislock::AcquireOptions;
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// let gpus = locks.semaphore("gpus", 8);
+    /// let four = gpus.acquire_with(AcquireOptions::new().permits(4)).await?;
+    /// # four.release().await }
+    /// ```
+    pub fn permits(mut self, permits: u32) -> Self {
+        self.permits = permits;
         self
     }
 }

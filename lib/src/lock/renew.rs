@@ -31,7 +31,13 @@ pub(crate) async fn watchdog(
     lease: Arc<Lease>,
     renewal: Renewal,
 ) {
-    let Held { key, wire, token } = &*held;
+    let Held {
+        key,
+        wire,
+        token,
+        shape,
+        ..
+    } = &*held;
     let Renewal {
         ttl,
         interval,
@@ -60,7 +66,7 @@ pub(crate) async fn watchdog(
         }
         // No renewal may outlast the lease it renews.
         let budget = lease.valid_until().saturating_duration_since(now);
-        let attempt = bounded(budget, core.store().extend(wire, token, ttl));
+        let attempt = bounded(budget, core.store().extend(wire, token, ttl, shape));
         match core.call(Op::Renew, key, attempt).await {
             // (`Vanished` answers a release, never an extend.)
             Ok(Owned::Done | Owned::Vanished) => {

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::listen::{Board, Listener};
-use super::{Acquire, AcquireRequest, Owned, Reply, Store, Traits, Waiter};
+use super::{
+    Acquire, AcquireRequest, Owned, Reply, SetStatus, Shape, Store, Traits, Waiter, not_kept,
+};
 use crate::drift::DEFAULT_DRIFT_FACTOR;
 use crate::status::{LockState, LockStatus};
 
@@ -99,6 +101,9 @@ fn ready<'a, T: Send + 'a>(value: T) -> Reply<'a, T> {
 
 impl Store for MemoryStore {
     fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> Reply<'a, Acquire> {
+        if *req.shape != Shape::Mutex {
+            return not_kept(req.shape.name());
+        }
         let outcome = self.with_state(|state, now| {
             if let Some(holder) = state.live(req.key, now) {
                 let pttl = holder.expires_at.saturating_duration_since(now);
@@ -116,7 +121,10 @@ impl Store for MemoryStore {
         ready(outcome)
     }
 
-    fn release<'a>(&'a self, key: &'a str, value: &'a str) -> Reply<'a, Owned> {
+    fn release<'a>(&'a self, key: &'a str, value: &'a str, shape: &'a Shape) -> Reply<'a, Owned> {
+        if *shape != Shape::Mutex {
+            return not_kept(shape.name());
+        }
         let outcome = self.with_state(|state, now| match state.live(key, now) {
             None => Owned::NotHeld,
             Some(entry) if entry.value != value => Owned::NotOwner,
@@ -131,7 +139,16 @@ impl Store for MemoryStore {
         ready(outcome)
     }
 
-    fn extend<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> Reply<'a, Owned> {
+    fn extend<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        ttl: Duration,
+        shape: &'a Shape,
+    ) -> Reply<'a, Owned> {
+        if *shape != Shape::Mutex {
+            return not_kept(shape.name());
+        }
         let outcome = self.with_state(|state, now| match state.live(key, now) {
             None => Owned::NotHeld,
             Some(entry) if entry.value != value => Owned::NotOwner,
@@ -179,7 +196,16 @@ impl Store for MemoryStore {
         ready(status)
     }
 
-    fn cancel_wait<'a>(&'a self, _key: &'a str, _waiter: &'a Waiter) -> Reply<'a, ()> {
+    fn set_status<'a>(&'a self, _key: &'a str) -> Reply<'a, SetStatus> {
+        not_kept("semaphores or read-write locks")
+    }
+
+    fn cancel_wait<'a>(
+        &'a self,
+        _key: &'a str,
+        _waiter: &'a Waiter,
+        _shape: &'a Shape,
+    ) -> Reply<'a, ()> {
         // Waiters are not registered here: every release is announced.
         ready(())
     }
@@ -192,6 +218,7 @@ impl Store for MemoryStore {
         Traits {
             name: "memory",
             fencing: true,
+            lease_sets: true,
             drift_factor: DEFAULT_DRIFT_FACTOR,
         }
     }
@@ -205,6 +232,7 @@ mod tests {
     fn request<'a>(key: &'a str, expiry: Expiry) -> AcquireRequest<'a> {
         AcquireRequest {
             key,
+            shape: &Shape::Mutex,
             token: "v",
             expiry,
             waiter: None,

@@ -225,6 +225,16 @@ pub(crate) async fn bounded<T>(
         .unwrap_or_else(|_elapsed| Err(StoreError::timeout(timeout)))
 }
 
+/// The answer of a store asked for what it does not keep: an error, never a panic.
+pub(crate) fn not_kept<'a, T: Send + 'a>(what: &'static str) -> Reply<'a, T> {
+    let err = RedisError::from((
+        ErrorKind::Client,
+        "this store does not keep",
+        what.to_owned(),
+    ));
+    Box::pin(std::future::ready(Err(StoreError::Redis(err))))
+}
+
 /// An expiry as it goes on the wire: whole seconds use `EX` (as the Node original does),
 /// anything else `PX`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,11 +271,84 @@ impl Expiry {
     }
 }
 
+/// What a hold is at its key, which tells a store what data it keeps there and which of its
+/// scripts apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// A mutex: the key holds the token, as the Node original writes it.
+    Mutex,
+    /// `count` permits of a counting semaphore of `limit` permits. The key is a lease set: a
+    /// sorted set of holds, each with its own expiry (see [`Share`]).
+    Permits { count: u32, limit: u32 },
+    /// A read hold of a read-write lock: one share of a lease set with no limit, which no
+    /// write hold may share.
+    Read,
+    /// The write hold of a read-write lock: the lease set alone.
+    Write,
+    /// Several mutexes taken together, all holding one token: all the wire keys, sorted and
+    /// without repeats (the request's `key` is the first).
+    Multi { keys: Vec<String> },
+}
+
+/// A hold in a lease set, as the set's admission rule sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Share {
+    /// `count` shares out of at most `limit` (`u32::MAX` for readers: no limit).
+    Shared { count: u32, limit: u32 },
+    /// The set alone.
+    Exclusive,
+}
+
+impl Shape {
+    /// Whether the key is a lease set (semaphore, read-write lock) rather than mutexes.
+    pub(crate) fn share(&self) -> Option<Share> {
+        match *self {
+            Self::Permits { count, limit } => Some(Share::Shared { count, limit }),
+            Self::Read => Some(Share::Shared {
+                count: 1,
+                limit: u32::MAX,
+            }),
+            Self::Write => Some(Share::Exclusive),
+            Self::Mutex | Self::Multi { .. } => None,
+        }
+    }
+
+    /// What the primitive is called in errors and logs.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Self::Mutex => "lock",
+            Self::Permits { .. } => "semaphore",
+            Self::Read | Self::Write => "read-write lock",
+            Self::Multi { .. } => "multi-key lock",
+        }
+    }
+}
+
+/// A lease set at a key (a semaphore or a read-write lock), as a snapshot taken in one step.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SetStatus {
+    /// Live shared holds, and the shares they hold in all.
+    pub(crate) holds: u32,
+    pub(crate) shares: u64,
+    /// Whether an exclusive hold (a writer) holds the set.
+    pub(crate) exclusive: bool,
+    /// Time left of the hold that expires last; `None` when there is none.
+    pub(crate) ttl: Option<Duration>,
+    /// Waiters registered (live).
+    pub(crate) waiters: u64,
+    /// The last fencing token drawn, if any (and the counter still exists).
+    pub(crate) fencing_counter: Option<u64>,
+    /// The key holds a value of another type (named as `TYPE` names it): not a lease set.
+    pub(crate) wrong_type: Option<String>,
+}
+
 /// One lock attempt.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AcquireRequest<'a> {
     /// The wire key.
     pub(crate) key: &'a str,
+    /// What is taken there.
+    pub(crate) shape: &'a Shape,
     pub(crate) token: &'a str,
     pub(crate) expiry: Expiry,
     /// Register (or stay registered) as this waiter when the lock is held, and take a lock
@@ -336,6 +419,9 @@ pub(crate) struct Traits {
     pub(crate) name: &'static str,
     /// Whether it can issue fencing tokens (Redlock cannot: its nodes count independently).
     pub(crate) fencing: bool,
+    /// Whether it keeps lease sets (semaphores, read-write locks). Redlock does not: a count
+    /// kept by independent masters is not one count.
+    pub(crate) lease_sets: bool,
     /// The share of a ttl taken off as clock-drift margin (a lease's validity is
     /// `ttl - elapsed - (ttl * factor + 2 ms)`).
     pub(crate) drift_factor: f64,
@@ -348,11 +434,19 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// Takes the lock if it is free (see [`AcquireRequest`]).
     fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> Reply<'a, Acquire>;
 
-    /// Deletes `key` if it holds `value`, in one atomic step (handing it to waiters if any).
-    fn release<'a>(&'a self, key: &'a str, value: &'a str) -> Reply<'a, Owned>;
+    /// Ends the hold of `value` at `key` (a `shape` hold), in one atomic step, waking or
+    /// handing the key to waiters if any. For a mutex: deletes `key` if it holds `value`.
+    fn release<'a>(&'a self, key: &'a str, value: &'a str, shape: &'a Shape) -> Reply<'a, Owned>;
 
-    /// Sets a new expiry on `key` if it holds `value`; never creates the key.
-    fn extend<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> Reply<'a, Owned>;
+    /// Sets a new expiry on the hold of `value` at `key` (a `shape` hold), if it still exists;
+    /// never creates it.
+    fn extend<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        ttl: Duration,
+        shape: &'a Shape,
+    ) -> Reply<'a, Owned>;
 
     /// Deletes `key` whatever it holds; `true` if there was a key.
     fn force_release<'a>(&'a self, key: &'a str) -> Reply<'a, bool>;
@@ -363,9 +457,17 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// A read-only snapshot of the lock.
     fn status<'a>(&'a self, key: &'a str) -> Reply<'a, LockStatus>;
 
-    /// Drops a waiter's registration, passing on a lock handed to it (reserved for it, or
-    /// given to it with its token).
-    fn cancel_wait<'a>(&'a self, key: &'a str, waiter: &'a Waiter) -> Reply<'a, ()>;
+    /// A read-only snapshot of the lease set (semaphore, read-write lock) at `key`.
+    fn set_status<'a>(&'a self, key: &'a str) -> Reply<'a, SetStatus>;
+
+    /// Drops a waiter's registration (for a `shape` hold at `key`), passing on what was handed
+    /// to it (a mutex reserved for it or given to it with its token; a wake-up it will not use).
+    fn cancel_wait<'a>(
+        &'a self,
+        key: &'a str,
+        waiter: &'a Waiter,
+        shape: &'a Shape,
+    ) -> Reply<'a, ()>;
 
     /// Listens for what concerns the waiter `waiter` on the wire key `key`, if this store can
     /// tell it (else waiters poll). A waiter listens before its first attempt, so a release

@@ -15,7 +15,8 @@ use tokio::time::Instant;
 use super::listen::Listener;
 use super::redis_store::connect::{self, Connect};
 use super::{
-    Acquire, AcquireRequest, Owned, Reply, Store, StoreError, StoreResult, Traits, Waiter, bounded,
+    Acquire, AcquireRequest, Owned, Reply, SetStatus, Shape, Store, StoreError, StoreResult,
+    Traits, Waiter, bounded, not_kept,
 };
 use crate::drift::drift;
 use crate::error::{InvalidInput, Result};
@@ -210,7 +211,9 @@ impl Store for RedlockStore {
             }
             // Not granted: take back what was granted, on every node (a node that timed out
             // may still apply the SET; this release then follows it on the same connection).
-            let _ = self.on_all(|node| node.release(req.key, req.token)).await;
+            let _ = self
+                .on_all(|node| node.release(req.key, req.token, req.shape))
+                .await;
             if granted >= self.quorum() {
                 // A majority, but too late to be worth anything.
                 return Err(StoreError::timeout(self.timeout));
@@ -222,9 +225,10 @@ impl Store for RedlockStore {
         })
     }
 
-    fn release<'a>(&'a self, key: &'a str, value: &'a str) -> Reply<'a, Owned> {
+    fn release<'a>(&'a self, key: &'a str, value: &'a str, shape: &'a Shape) -> Reply<'a, Owned> {
         self.call(async move {
-            let (answers, errors) = split(self.on_all(|node| node.release(key, value)).await);
+            let (answers, errors) =
+                split(self.on_all(|node| node.release(key, value, shape)).await);
             if answers.contains(&Owned::Done) {
                 return Ok(Owned::Done);
             }
@@ -244,9 +248,18 @@ impl Store for RedlockStore {
         })
     }
 
-    fn extend<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> Reply<'a, Owned> {
+    fn extend<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        ttl: Duration,
+        shape: &'a Shape,
+    ) -> Reply<'a, Owned> {
         self.call(async move {
-            let (answers, errors) = split(self.on_all(|node| node.extend(key, value, ttl)).await);
+            let (answers, errors) = split(
+                self.on_all(|node| node.extend(key, value, ttl, shape))
+                    .await,
+            );
             let extended = answers.iter().filter(|a| **a == Owned::Done).count();
             if extended >= self.quorum() {
                 return Ok(Owned::Done);
@@ -314,7 +327,17 @@ impl Store for RedlockStore {
         })
     }
 
-    fn cancel_wait<'a>(&'a self, _key: &'a str, _waiter: &'a Waiter) -> Reply<'a, ()> {
+    fn set_status<'a>(&'a self, _key: &'a str) -> Reply<'a, SetStatus> {
+        // Refused before any call (see `Traits::lease_sets`).
+        not_kept("semaphores or read-write locks")
+    }
+
+    fn cancel_wait<'a>(
+        &'a self,
+        _key: &'a str,
+        _waiter: &'a Waiter,
+        _shape: &'a Shape,
+    ) -> Reply<'a, ()> {
         Box::pin(std::future::ready(Ok(())))
     }
 
@@ -328,6 +351,7 @@ impl Store for RedlockStore {
         Traits {
             name: "redlock",
             fencing: false,
+            lease_sets: false,
             drift_factor: self.options.drift_factor,
         }
     }

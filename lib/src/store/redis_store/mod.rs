@@ -16,8 +16,8 @@ use redis::aio::ConnectionLike;
 
 use super::listen::Listener;
 use super::{
-    Acquire, AcquireRequest, Expiry, Owned, Reply, Store, StoreError, StoreResult, Traits, Waiter,
-    bounded,
+    Acquire, AcquireRequest, Expiry, Owned, Reply, SetStatus, Shape, Store, StoreError,
+    StoreResult, Traits, Waiter, bounded,
 };
 use crate::drift::DEFAULT_DRIFT_FACTOR;
 use crate::error::{InvalidInput, UnavailableReason};
@@ -26,6 +26,8 @@ use protocol::{Companion, Companions, HANDOFF_RESERVATION, waiters_key};
 use wake::{WakeHub, WakeSource};
 
 pub(crate) mod connect;
+mod lease_set;
+mod multi;
 mod protocol;
 mod scripts;
 #[cfg(feature = "sentinel")]
@@ -192,6 +194,12 @@ where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
     fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> Reply<'a, Acquire> {
+        if let Some(share) = req.shape.share() {
+            return self.set_acquire(req, share);
+        }
+        if let Shape::Multi { keys } = req.shape {
+            return self.multi_acquire(req, keys);
+        }
         Box::pin(async move {
             let req = &req;
             self.call(move |mut conn, try_| async move {
@@ -244,7 +252,13 @@ where
         })
     }
 
-    fn release<'a>(&'a self, key: &'a str, value: &'a str) -> Reply<'a, Owned> {
+    fn release<'a>(&'a self, key: &'a str, value: &'a str, shape: &'a Shape) -> Reply<'a, Owned> {
+        if let Some(share) = shape.share() {
+            return self.set_release(key, value, share);
+        }
+        if let Shape::Multi { keys } = shape {
+            return self.multi_release(keys, value);
+        }
         Box::pin(self.call(move |mut conn, try_| async move {
             let call = scripts::RELEASE
                 .key(key)
@@ -261,7 +275,19 @@ where
         }))
     }
 
-    fn extend<'a>(&'a self, key: &'a str, value: &'a str, ttl: Duration) -> Reply<'a, Owned> {
+    fn extend<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        ttl: Duration,
+        shape: &'a Shape,
+    ) -> Reply<'a, Owned> {
+        if let Some(share) = shape.share() {
+            return self.set_extend(key, value, ttl, share);
+        }
+        if let Shape::Multi { keys } = shape {
+            return self.multi_extend(keys, value, ttl);
+        }
         Box::pin(self.call(move |mut conn, _try| async move {
             let code: i64 = scripts::EXTEND
                 .key(key)
@@ -319,7 +345,22 @@ where
         }))
     }
 
-    fn cancel_wait<'a>(&'a self, key: &'a str, waiter: &'a Waiter) -> Reply<'a, ()> {
+    fn set_status<'a>(&'a self, key: &'a str) -> Reply<'a, SetStatus> {
+        self.lease_set_status(key)
+    }
+
+    fn cancel_wait<'a>(
+        &'a self,
+        key: &'a str,
+        waiter: &'a Waiter,
+        shape: &'a Shape,
+    ) -> Reply<'a, ()> {
+        if let Some(share) = shape.share() {
+            return self.set_cancel_wait(key, waiter, share);
+        }
+        if let Shape::Multi { keys } = shape {
+            return self.multi_cancel_wait(keys, waiter);
+        }
         Box::pin(self.call(move |mut conn, _try| async move {
             let companions = Companions::of(key);
             let client = self.wake.as_ref().map_or("", WakeHub::id);
@@ -371,6 +412,7 @@ where
                 "redis"
             },
             fencing: true,
+            lease_sets: true,
             drift_factor: DEFAULT_DRIFT_FACTOR,
         }
     }
