@@ -144,7 +144,11 @@ pub(crate) enum Command {
 Examples:
   redislock run nightly-backup --ttl 30s -- ./backup.sh --full
   redislock run deploy --nonblock -E 75 -- make deploy     # exit 75 if a deploy is running
-  redislock run report --wait 5m --fencing -- sh -c 'upload --fence \"$REDISLOCK_FENCE\"'")]
+  redislock run report --wait 5m --fencing -- sh -c 'upload --fence \"$REDISLOCK_FENCE\"'
+  redislock run encoders --limit 3 --wait 1h -- ffmpeg -i in.mov out.mp4   # at most 3 at once
+  redislock run catalog --shared -- ./read-catalog.sh      # readers share...
+  redislock run catalog --exclusive -- ./rebuild-catalog.sh  # ...a writer is alone
+  redislock run accounts:1 --key accounts:2 -- ./transfer.sh 1 2   # both keys or none")]
     Run(RunArgs),
 
     /// Take a lock and print its value (a fresh token unless --value is given).
@@ -218,6 +222,26 @@ pub(crate) struct RunArgs {
     /// Draw a fencing token and pass it to the command as REDISLOCK_FENCE.
     #[arg(long)]
     pub(crate) fencing: bool,
+
+    /// Another key to hold with KEY, all or none (repeat it: --key B --key C). Two runs with
+    /// overlapping keys never deadlock.
+    #[arg(long = "key", value_name = "KEY", conflicts_with_all = ["limit", "shared", "exclusive", "fencing"])]
+    pub(crate) keys: Vec<String>,
+
+    /// KEY is a semaphore: at most N commands hold it at once, across all hosts (every run on
+    /// KEY must give the same N). A run killed with -9 frees its permit when its lease ends.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), conflicts_with_all = ["shared", "exclusive", "fencing"])]
+    pub(crate) limit: Option<u32>,
+
+    /// KEY is a read-write lock: take a read hold, shared with other --shared runs, never
+    /// with an --exclusive one.
+    #[arg(long, conflicts_with_all = ["exclusive", "fencing"])]
+    pub(crate) shared: bool,
+
+    /// KEY is a read-write lock: take its write hold, alone. A waiting --exclusive run holds
+    /// back the --shared runs that come after it.
+    #[arg(long)]
+    pub(crate) exclusive: bool,
 
     /// After a lost lease: time between SIGTERM and SIGKILL to the command.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse)]

@@ -31,6 +31,10 @@ pub(crate) async fn run(locks: &RedisLock, global: &Global, args: RunArgs) -> Ex
         nonblock,
         conflict_exit_code: conflict,
         fencing,
+        keys,
+        limit,
+        shared,
+        exclusive,
         grace,
         max_hold,
         command,
@@ -60,7 +64,8 @@ pub(crate) async fn run(locks: &RedisLock, global: &Global, args: RunArgs) -> Ex
         .fencing(fencing);
     // The first signal ends the wait: nothing is started, and the waiter's registration is
     // withdrawn (the acquisition, dropped, does it; the client's close waits for it).
-    let acquire = signals.or_first(locks.acquire_with(&key, options));
+    let what = What::of(locks, &key, keys, limit, shared, exclusive);
+    let acquire = signals.or_first(what.acquire(locks, options));
     let acquired = if nonblock {
         acquire.await
     } else {
@@ -71,6 +76,12 @@ pub(crate) async fn run(locks: &RedisLock, global: &Global, args: RunArgs) -> Ex
     let guard = match acquired {
         Ok(Ok(guard)) => guard,
         Ok(Err(LockError::Locked { .. })) => {
+            if let Some(held) = what.held() {
+                if !global.quiet {
+                    eprintln!("redislock: {held}");
+                }
+                return Exit::Conflict(conflict);
+            }
             return report_conflict(locks, &key, conflict, global.quiet).await;
         }
         Ok(Err(err)) => return fail(&err, conflict),
@@ -84,7 +95,7 @@ pub(crate) async fn run(locks: &RedisLock, global: &Global, args: RunArgs) -> Ex
     let hold_until = max_hold.map(|max_hold| Instant::now() + max_hold);
 
     let env = [
-        ("REDISLOCK_KEY", Some(guard.key().to_owned())),
+        ("REDISLOCK_KEY", Some(key.clone())),
         ("REDISLOCK_TOKEN", Some(guard.token().to_owned())),
         (
             "REDISLOCK_FENCE",
@@ -178,6 +189,75 @@ pub(crate) async fn run(locks: &RedisLock, global: &Global, args: RunArgs) -> Ex
             }
             print_error(&err);
             exit
+        }
+    }
+}
+
+/// What `run` holds: a lock, several together, a semaphore's permit, or a read or write hold.
+enum What<'a> {
+    Lock(&'a str),
+    All(Vec<String>),
+    Permit(ac_redislock::Semaphore),
+    Read(ac_redislock::RwLock),
+    Write(ac_redislock::RwLock),
+}
+
+impl<'a> What<'a> {
+    /// From `run`'s options, which `clap` keeps apart (see `RunArgs`).
+    fn of(
+        locks: &RedisLock,
+        key: &'a str,
+        more: Vec<String>,
+        limit: Option<u32>,
+        shared: bool,
+        exclusive: bool,
+    ) -> Self {
+        if let Some(limit) = limit {
+            return Self::Permit(locks.semaphore(key, limit));
+        }
+        if shared {
+            return Self::Read(locks.rw_lock(key));
+        }
+        if exclusive {
+            return Self::Write(locks.rw_lock(key));
+        }
+        if more.is_empty() {
+            return Self::Lock(key);
+        }
+        let mut keys = vec![key.to_owned()];
+        keys.extend(more);
+        Self::All(keys)
+    }
+
+    async fn acquire(
+        &self,
+        locks: &RedisLock,
+        options: AcquireOptions,
+    ) -> Result<LockGuard, LockError> {
+        match self {
+            Self::Lock(key) => locks.acquire_with(key, options).await,
+            Self::All(keys) => locks.acquire_all_with(keys, options).await,
+            Self::Permit(semaphore) => semaphore.acquire_with(options).await,
+            Self::Read(rw) => rw.read_with(options).await,
+            Self::Write(rw) => rw.write_with(options).await,
+        }
+    }
+
+    /// What a conflict means, when it is not a plain lock held by another owner.
+    fn held(&self) -> Option<String> {
+        match self {
+            Self::Lock(_) => None,
+            Self::All(keys) => Some(format!("one of {keys:?} is locked by another owner")),
+            Self::Permit(semaphore) => Some(format!(
+                "all {} permits of {:?} are taken",
+                semaphore.limit(),
+                semaphore.key()
+            )),
+            Self::Read(rw) => Some(format!(
+                "{:?} is being written (or a writer waits)",
+                rw.key()
+            )),
+            Self::Write(rw) => Some(format!("{:?} is held by readers or a writer", rw.key())),
         }
     }
 }
