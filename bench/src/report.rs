@@ -291,6 +291,27 @@ fn render_uncontended(out: &mut String, report: &RuntimeReport) {
             ratio(&many.rounds, &rs_many.rounds),
         );
     }
+    let (mutex1, mutex_many) = report.uncontended(Impl::OursUrl);
+    let _ = writeln!(
+        out,
+        "\n   {:<LABEL$} | {:>RATIO$} | {:>RATIO$}",
+        "1d. pairs/s, ratio to the lock", "1 task", tasks
+    );
+    let _ = writeln!(
+        out,
+        "   {:-<LABEL$}-+-{:-<RATIO$}-+-{:-<RATIO$}",
+        "", "", ""
+    );
+    for which in Impl::PRIMITIVES {
+        let (one, many) = report.uncontended(which);
+        let _ = writeln!(
+            out,
+            "   {:<LABEL$} | {:>RATIO$.2} | {:>RATIO$.2}",
+            which.name(),
+            ratio(&one.rounds, &mutex1.rounds),
+            ratio(&many.rounds, &mutex_many.rounds),
+        );
+    }
     for (which, one, many) in &report.uncontended {
         for (label, t) in [("1 task", one), ("many tasks", many)] {
             if t.errors > 0 {
@@ -326,7 +347,10 @@ fn render_uncontended(out: &mut String, report: &RuntimeReport) {
    this process (redis-server not included) over the measured second, divided by its pairs;
    CPU/pair ours/raw above 1 means ours costs more. 1 task has one round trip in flight at a
    time, so it follows the machine's wake-up latency; on a VM that can jump between two modes
-   (client and server on the same CPU or not) from one round to the next: read the ranges."
+   (client and server on the same CPU or not) from one round to the next: read the ranges.
+   Other primitives (1d): try_acquire + release of a semaphore permit (limit 3, each task on keys
+   of its own, so never full), a read hold, a write hold, and acquire_all of 2 keys (key and
+   key:b), each on a RedisLock::from_url client; ratio to the lock's guard API from_url row."
     );
 }
 

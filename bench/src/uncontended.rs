@@ -27,10 +27,14 @@ pub(crate) enum Impl {
     Ours,
     OursSeed,
     Rslock,
+    Permit,
+    Read,
+    Write,
+    Multi,
 }
 
 impl Impl {
-    pub(crate) const ALL: [Self; 7] = [
+    pub(crate) const ALL: [Self; 11] = [
         Self::Raw,
         Self::RawPlain,
         Self::OursUrl,
@@ -38,7 +42,14 @@ impl Impl {
         Self::Ours,
         Self::OursSeed,
         Self::Rslock,
+        Self::Permit,
+        Self::Read,
+        Self::Write,
+        Self::Multi,
     ];
+
+    /// The other primitives, each measured against the lock's guard API (from_url).
+    pub(crate) const PRIMITIVES: [Self; 4] = [Self::Permit, Self::Read, Self::Write, Self::Multi];
 
     /// The rows of ours, each measured against raw (and rslock).
     pub(crate) const OURS: [Self; 4] =
@@ -54,6 +65,10 @@ impl Impl {
             Self::Ours => "ours, guard API, new(multiplexed conn)",
             Self::OursSeed => "ours, seed API, new(multiplexed conn)",
             Self::Rslock => "rslock (default settings)",
+            Self::Permit => "semaphore permit (limit 3), from_url",
+            Self::Read => "read-write lock, read hold, from_url",
+            Self::Write => "read-write lock, write hold, from_url",
+            Self::Multi => "acquire_all, 2 keys, from_url",
         }
     }
 
@@ -73,6 +88,10 @@ impl Impl {
             Self::Ours => "ours",
             Self::OursSeed => "seed",
             Self::Rslock => "rslock",
+            Self::Permit => "sem",
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Multi => "multi",
         }
     }
 }
@@ -88,6 +107,8 @@ pub(crate) enum Pairer {
     /// Ours, seed API: `lock_key` then `release_lock` with the value.
     Seed(RedisLock),
     Rslock(rslock::LockManager),
+    /// Ours, another primitive, guard API on a `from_url` client.
+    Primitive(Impl, RedisLock),
 }
 
 impl Pairer {
@@ -115,6 +136,9 @@ impl Pairer {
             Impl::Ours => Self::Guard(RedisLock::new(conn().await?)),
             Impl::OursSeed => Self::Seed(RedisLock::new(conn().await?)),
             Impl::Rslock => Self::Rslock(rslock::LockManager::new(vec![url.to_owned()])),
+            Impl::Permit | Impl::Read | Impl::Write | Impl::Multi => {
+                Self::Primitive(which, from_url()?)
+            }
         })
     }
 
@@ -164,6 +188,19 @@ impl Pairer {
                     .release_lock(ReleaseParams::new(key).value(token))
                     .await
                     .map_err(|e| e.to_string())
+            }
+            Self::Primitive(which, locks) => {
+                let guard = match which {
+                    Impl::Permit => locks.semaphore(key, 3).try_acquire().await,
+                    Impl::Read => locks.rw_lock(key).try_read().await,
+                    Impl::Write => locks.rw_lock(key).try_write().await,
+                    _ => {
+                        let second = format!("{key}:b");
+                        locks.try_acquire_all(&[key, second.as_str()]).await
+                    }
+                }
+                .map_err(|e| e.to_string())?;
+                guard.release().await.map_err(|e| e.to_string())
             }
             Self::Rslock(manager) => {
                 let lock = manager.lock(key, TTL).await.map_err(|e| e.to_string())?;
