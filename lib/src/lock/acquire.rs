@@ -14,7 +14,7 @@ use super::lease::{Held, Lease};
 use super::options::{AcquireOptions, DEFAULT_MAX_HOLD, DEFAULT_WAIT};
 use super::renew::Renewal;
 use super::token::new_token;
-use super::{Core, Op};
+use super::{Core, NO_SETS_ON_REDLOCK, Op};
 use crate::drift::drift;
 use crate::error::{InvalidInput, LockError, Result};
 use crate::store::listen::{Listener, Wake};
@@ -33,11 +33,6 @@ pub(crate) enum Mode {
     /// As `Wait`, with renewal on unless the options turn it off.
     WithLock,
 }
-
-/// Why Redlock keeps no semaphores or read-write locks.
-pub(crate) const NO_SETS_ON_REDLOCK: &str = "Redlock's masters count independently, so a count \
-     of holders kept on them is not one count (each majority of masters can admit a different \
-     set of holders); use one Redis, Sentinel or a Cluster";
 
 /// What an acquisition takes: a key (or several) and the shape of the hold there.
 #[derive(Debug)]

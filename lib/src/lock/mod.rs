@@ -327,7 +327,7 @@ impl Core {
         if !self.traits().lease_sets {
             return Err(InvalidInput::NotSupported {
                 what,
-                reason: acquire::NO_SETS_ON_REDLOCK,
+                reason: NO_SETS_ON_REDLOCK,
             }
             .into());
         }
@@ -343,6 +343,11 @@ impl Core {
         }
     }
 }
+
+/// Why Redlock keeps no semaphores or read-write locks.
+pub(crate) const NO_SETS_ON_REDLOCK: &str = "Redlock's masters count independently, so a count \
+     of holders kept on them is not one count (each majority of masters can admit a different \
+     set of holders); use one Redis, Sentinel or a Cluster";
 
 /// The seed API's mismatch rule: a mismatch ([`NotOwner`](LockError::NotOwner) or
 /// [`NotHeld`](LockError::NotHeld)) is logged at warn unless `quiet`, and returned unless
