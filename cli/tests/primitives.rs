@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{code, key, one_error_line, redis, redislock, run, stderr};
+use common::{code, key, redis, redislock, run, stderr};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -113,8 +113,8 @@ fn a_full_semaphore_is_a_conflict_and_a_killed_holder_frees_its_permit() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let line = one_error_line(&out, 1);
-    assert!(line.contains("all 1 permits"), "{line}");
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("all 1 permits"), "{}", stderr(&out));
     kill(Pid::from_raw(holder.id() as i32), Signal::SIGKILL).unwrap();
     holder.wait().unwrap();
     let killed = Instant::now();
@@ -148,8 +148,8 @@ fn shared_runs_share_and_an_exclusive_one_is_alone() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let line = one_error_line(&out, 1);
-    assert!(line.contains("held by readers"), "{line}");
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("held by readers"), "{}", stderr(&out));
     reader.kill().unwrap();
     reader.wait().unwrap();
 }
