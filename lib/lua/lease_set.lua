@@ -115,8 +115,10 @@ end
 -- false) that can enter the set, which has holds holds, shares shares and the exclusive hold
 -- if exclusive, each counted as holding for those behind it; stops at the first that cannot.
 -- Returns how many were woken. (pcall: an ACL without the waiters' channels still releases;
--- its waiters poll.)
-local function set_wake(live, skip, holds, shares, exclusive, wake_prefix)
+-- its waiters poll.) A waiter whose client no one hears on this server keeps its registration
+-- (at alive_key) until unheard_until at most.
+local function set_wake(live, skip, holds, shares, exclusive, wake_prefix, alive_key,
+                         unheard_until)
   local woken = 0
   for _, waiting in ipairs(live) do
     if waiting.member ~= skip then
@@ -124,21 +126,39 @@ local function set_wake(live, skip, holds, shares, exclusive, wake_prefix)
       if not set_fits(count, waiting.limit, holds, shares, exclusive) then
         break
       end
-      local waiter = waiting.waiter
+      local heard = true
       if waiting.client ~= '' then
-        redis.pcall('PUBLISH', wake_prefix .. waiting.client, 'w' .. waiter)
+        local waiter = waiting.waiter
+        local receivers = redis.pcall('PUBLISH', wake_prefix .. waiting.client, 'w' .. waiter)
+        -- No subscriber of its client here: most likely its process died (a live waiter on
+        -- another Cluster node hears it all the same, and comes at once). It keeps its place
+        -- only until unheard_until, and the walk goes on as if it were not there: those behind
+        -- it are woken, and the first of them enters once that moment has passed (a refused
+        -- attempt sleeps no longer than the registrations ahead of it live).
+        if receivers == 0 then
+          heard = false
+          if waiting.expires > unheard_until then
+            redis.call('ZADD', alive_key, 'XX', set_int(unheard_until), waiting.member)
+            waiting.expires = unheard_until
+          end
+        end
       end
-      woken = woken + 1
-      holds = holds + 1
-      if count == 'x' then
-        exclusive = true
-      else
-        shares = shares + tonumber(count)
+      if heard then
+        woken = woken + 1
+        holds = holds + 1
+        if count == 'x' then
+          exclusive = true
+        else
+          shares = shares + tonumber(count)
+        end
       end
     end
   end
   return woken
 end
+
+-- How long a waiter that no subscriber heard being woken keeps its place (ms).
+local SET_UNHEARD_GRACE_MS = 200
 
 -- Sets the expiry of key to last (server ms), if there is a last.
 local function set_expire(key, last, now_ms)

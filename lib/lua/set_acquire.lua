@@ -77,13 +77,15 @@ if granted then
   end
   -- Leaving the queue may let those behind in; so may a purge.
   if queued or dropped > 0 or dead > 0 then
-    set_wake(live, registration, holds, shares, exclusive, WAKE_PREFIX)
+    set_wake(live, registration, holds, shares, exclusive, WAKE_PREFIX, KEYS[3],
+    now_ms + SET_UNHEARD_GRACE_MS)
   end
   return {1, fence}
 end
 -- A purge may have let in waiters ahead (the walk stops at the caller at the latest).
 if dropped > 0 or dead > 0 then
-  set_wake(live, false, holds, shares, exclusive, WAKE_PREFIX)
+  set_wake(live, false, holds, shares, exclusive, WAKE_PREFIX, KEYS[3],
+    now_ms + SET_UNHEARD_GRACE_MS)
 end
 if registration ~= '' then
   redis.call('ZADD', KEYS[2], 'NX', set_int(now_us), registration)

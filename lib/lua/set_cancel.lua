@@ -12,6 +12,7 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 local holds, shares, exclusive, _, _, _, dropped = set_tally(KEYS[1], now_ms, false)
 if (removed == 1 or dropped > 0) and not exclusive then
   local live = set_queue(KEYS[2], KEYS[3], now_ms)
-  set_wake(live, false, holds, shares, exclusive, WAKE_PREFIX)
+  set_wake(live, false, holds, shares, exclusive, WAKE_PREFIX, KEYS[3],
+    now_ms + SET_UNHEARD_GRACE_MS)
 end
 return removed

@@ -20,6 +20,7 @@ local holds, shares, exclusive, _, _, last = set_tally(KEYS[1], now_ms, false)
 set_expire(KEYS[1], last, now_ms)
 if dropped > 0 and not exclusive then
   local live = set_queue(KEYS[2], KEYS[3], now_ms)
-  set_wake(live, false, holds, shares, exclusive, WAKE_PREFIX)
+  set_wake(live, false, holds, shares, exclusive, WAKE_PREFIX, KEYS[3],
+    now_ms + SET_UNHEARD_GRACE_MS)
 end
 return extended

@@ -696,3 +696,75 @@ async fn twelve_clients_never_hold_more_than_3_permits() {
     let status = fx.locks.semaphore(&key, LIMIT).status().await.unwrap();
     assert_eq!((status.held, status.waiters), (0, 0));
 }
+
+/// A waiter whose process dies while it waits (no clean-up runs; its connections close) holds
+/// back the waiters behind it for a moment only, not for its registration's lease: the release
+/// that would wake it finds no one listening for it, and wakes the next one too, which takes
+/// the permit a fraction of a second later. (Its lease here is over a minute.)
+#[tokio::test]
+async fn a_waiter_that_died_holds_back_the_next_one_for_a_moment_only() {
+    // A server of its own, so that no other test's client listens on it.
+    let server = support::RedisServer::start();
+    let url = server.url();
+    let locks = RedisLock::from_url(&url).unwrap();
+    let key = unique_key("died-waiting");
+    let sem = locks.semaphore(key.as_str(), 1);
+    let holder = sem
+        .acquire_with(AcquireOptions::new().ttl(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    // The dying waiter lives in a "process" of its own: a runtime on its own thread that dies
+    // without running anything more.
+    let (die, dying) = std::sync::mpsc::channel::<()>();
+    let (dying_url, dying_key) = (url.clone(), key.clone());
+    let process = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let crashed = RedisLock::from_url(&dying_url).unwrap();
+            let options = AcquireOptions::new()
+                .wait(Duration::from_secs(120))
+                .retry(RetryPolicy::new().with_max_delay(Duration::from_secs(20)));
+            tokio::spawn(async move {
+                crashed
+                    .semaphore(dying_key.as_str(), 1)
+                    .acquire_with(options)
+                    .await
+            });
+        });
+        dying.recv().unwrap();
+        runtime.shutdown_background();
+    });
+    wait_for_waiters(&sem, 1).await;
+    let next = spawn_acquire(&sem, woken_only());
+    wait_for_waiters(&sem, 2).await;
+    die.send(()).unwrap();
+    process.join().unwrap();
+    // Once the server has seen the dead client's subscriber go.
+    let mut raw = raw_conn(&server).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let channels: Vec<String> = redis::cmd("PUBSUB")
+            .arg("CHANNELS")
+            .arg("ac-redislock:wake:*")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        if channels.len() == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{channels:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let released = Instant::now();
+    holder.release().await.unwrap();
+    let permit = tokio::time::timeout(Duration::from_secs(3), next)
+        .await
+        .expect("the next waiter was held back by the dead one")
+        .unwrap()
+        .unwrap();
+    let took = released.elapsed();
+    assert!(took < Duration::from_millis(800), "took {took:?}");
+    assert_eq!(sem.status().await.unwrap().waiters, 0);
+    permit.release().await.unwrap();
+}

@@ -30,9 +30,14 @@
 //!   No lease-set waiter is given a hold outright (no `g` announcements): it takes it with its
 //!   own attempt. Waiters of a polling client (no client id) are counted and not sent anything.
 //!   A waiter that dies without cancelling (its process killed: a dropped or timed-out
-//!   acquisition cancels in the background) holds back the waiters behind it until its
-//!   registration expires, the price of strict order; they never sleep past that moment (an
-//!   attempt refused reports the earliest expiry of the holds and registrations ahead of it).
+//!   acquisition cancels in the background) is found by the walk that would wake it: no
+//!   subscriber of its client hears the `PUBLISH` (it answers 0 receivers). Its registration
+//!   then lives 200 ms more at most and the walk goes on past it, so the waiters behind it are
+//!   woken, and the first of them enters once those 200 ms have passed (an attempt refused
+//!   reports the earliest expiry of the holds and registrations ahead of it, and never sleeps
+//!   past it). A live waiter whose subscriber sits on another Cluster node hears the message
+//!   all the same and comes at once, keeping its place. A waiter of a polling client is only
+//!   dropped when its registration expires.
 //! - **Retries** (an attempt whose first try may have landed before the connection broke): a
 //!   hold of ours already in the set is ours, granted (its lease counted anew). On a first try,
 //!   a token already holding is refused (one member cannot stand for two holds). A release
