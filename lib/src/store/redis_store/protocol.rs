@@ -149,7 +149,7 @@ pub(crate) fn check_cluster_key(key: &str) -> Result<(), InvalidInput> {
 
 /// The part of `key` Redis Cluster hashes, when it is a `{tag}`: between the first `{` and the
 /// next `}`, if that is not empty.
-fn hash_tag(key: &str) -> Option<&str> {
+pub(crate) fn hash_tag(key: &str) -> Option<&str> {
     let open = key.find('{')?;
     let len = key[open + 1..].find('}')?;
     (len > 0).then(|| &key[open + 1..open + 1 + len])
@@ -173,6 +173,18 @@ pub(crate) fn registration(waiter: &Waiter, client: &str) -> String {
     } else {
         0
     };
+    member(waiter, client, ttl)
+}
+
+/// A registration that asks for a reservation only (a ttl of 0), whatever the waiter: what a
+/// multi-key waiter registers with, as a release of one of its keys must not give it that key
+/// alone (it takes all of them with an attempt of its own).
+pub(crate) fn reservation_registration(waiter: &Waiter, client: &str) -> String {
+    member(waiter, client, 0)
+}
+
+/// The registration of `waiter`, heard on the channel of `client`, with `ttl` ms.
+fn member(waiter: &Waiter, client: &str, ttl: u64) -> String {
     let fencing = if waiter.fencing { '1' } else { '0' };
     format!(
         "{id}{FIELD}{client}{FIELD}{ttl}{FIELD}{fencing}{FIELD}{token}",
@@ -338,6 +350,11 @@ mod tests {
         );
         // A polling client, or a waiter that must take the lock itself: a reservation.
         assert_eq!(registration(&waiter, ""), "w1||0|1|to|ken with spaces");
+        // A multi-key waiter: a reservation, heard on its client's channel.
+        assert_eq!(
+            reservation_registration(&waiter, "c1"),
+            "w1|c1|0|1|to|ken with spaces"
+        );
         waiter.direct = false;
         waiter.fencing = false;
         assert_eq!(registration(&waiter, "c1"), "w1|c1|0|0|to|ken with spaces");

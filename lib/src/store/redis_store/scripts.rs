@@ -9,31 +9,50 @@ use std::sync::LazyLock;
 use redis::aio::ConnectionLike;
 use redis::{ErrorKind, FromRedisValue, RedisResult, ServerErrorKind, ToRedisArgs};
 
-/// A Lua script: its text, the SHA-1 digest EVALSHA names it by, and how many keys it takes.
+/// A Lua script: its text, the SHA-1 digest EVALSHA names it by, and how many keys it takes
+/// (`None`: as many as each call gives, which states the count up front).
 pub(crate) struct LuaScript {
     text: &'static str,
     sha: String,
-    keys: usize,
+    keys: Option<usize>,
 }
 
 impl LuaScript {
-    fn new(text: &'static str, keys: usize) -> Self {
+    fn new(text: &'static str, keys: Option<usize>) -> Self {
         // redis-rs computes the digest the server will use.
         let sha = redis::Script::new(text).get_hash().to_owned();
         Self { text, sha, keys }
     }
 
-    /// Starts a call with the given key.
+    /// Starts a call with the given key (a script with a fixed key count).
     pub(crate) fn key(&self, key: impl ToRedisArgs) -> Call<'_> {
-        let mut cmd = redis::Cmd::with_capacity(self.keys + 8, 256);
-        cmd.arg("EVALSHA").arg(&self.sha).arg(self.keys);
+        debug_assert!(
+            self.keys.is_some(),
+            "a variable key count is given with `keys`"
+        );
+        self.start(self.keys.unwrap_or(1)).key(key)
+    }
+
+    /// Starts a call that will give `count` keys: for a script whose key count varies (a
+    /// multi-key lock's), whose count goes on the wire before its keys.
+    pub(crate) fn keys(&self, count: usize) -> Call<'_> {
+        debug_assert!(
+            self.keys.is_none_or(|fixed| fixed == count),
+            "a script with a fixed key count takes that many"
+        );
+        self.start(count)
+    }
+
+    fn start(&self, count: usize) -> Call<'_> {
+        let mut cmd = redis::Cmd::with_capacity(count + 8, 256);
+        cmd.arg("EVALSHA").arg(&self.sha).arg(count);
         Call {
             script: self,
             cmd,
+            declared: count,
             keys: 0,
             args: 0,
         }
-        .key(key)
     }
 }
 
@@ -43,6 +62,8 @@ impl LuaScript {
 pub(crate) struct Call<'a> {
     script: &'a LuaScript,
     cmd: redis::Cmd,
+    /// The key count written up front.
+    declared: usize,
     keys: usize,
     args: usize,
 }
@@ -81,8 +102,8 @@ impl Call<'_> {
         conn: &mut impl ConnectionLike,
     ) -> RedisResult<T> {
         debug_assert_eq!(
-            self.keys, self.script.keys,
-            "a call gives the script as many keys as it takes"
+            self.keys, self.declared,
+            "a call gives the script as many keys as it declares"
         );
         match self.cmd.query_async(conn).await {
             Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
@@ -94,7 +115,13 @@ impl Call<'_> {
 }
 
 macro_rules! script {
+    ($(#[$doc:meta])* $name:ident = $file:literal, keys = variable) => {
+        script!(@ $(#[$doc])* $name = $file, None);
+    };
     ($(#[$doc:meta])* $name:ident = $file:literal, keys = $keys:literal) => {
+        script!(@ $(#[$doc])* $name = $file, Some($keys));
+    };
+    (@ $(#[$doc:meta])* $name:ident = $file:literal, $keys:expr) => {
         $(#[$doc])*
         pub(crate) static $name: LazyLock<LuaScript> = LazyLock::new(|| {
             LuaScript::new(
@@ -132,6 +159,25 @@ script!(
     /// A read-only snapshot for tools: `lua/status.lua`.
     STATUS = "status.lua", keys = 3
 );
+script!(
+    /// Take several locks together, all or none, or register on the first held:
+    /// `lua/multi_acquire.lua` (three keys per lock).
+    MULTI_ACQUIRE = "multi_acquire.lua", keys = variable
+);
+script!(
+    /// Compare-and-delete of several locks, each handed to its waiters:
+    /// `lua/multi_release.lua` (three keys per lock).
+    MULTI_RELEASE = "multi_release.lua", keys = variable
+);
+script!(
+    /// Compare-and-PEXPIRE of several locks, all or none: `lua/multi_extend.lua` (one key per
+    /// lock).
+    MULTI_EXTEND = "multi_extend.lua", keys = variable
+);
+script!(
+    /// A multi-key waiter gives up: `lua/multi_cancel.lua` (three keys per lock).
+    MULTI_CANCEL = "multi_cancel.lua", keys = variable
+);
 
 #[cfg(test)]
 mod tests {
@@ -147,6 +193,22 @@ mod tests {
             ("extend", include_str!("../../../lua/extend.lua")),
             ("cancel_wait", include_str!("../../../lua/cancel_wait.lua")),
             ("status", include_str!("../../../lua/status.lua")),
+            (
+                "multi_acquire",
+                include_str!("../../../lua/multi_acquire.lua"),
+            ),
+            (
+                "multi_release",
+                include_str!("../../../lua/multi_release.lua"),
+            ),
+            (
+                "multi_extend",
+                include_str!("../../../lua/multi_extend.lua"),
+            ),
+            (
+                "multi_cancel",
+                include_str!("../../../lua/multi_cancel.lua"),
+            ),
         ] {
             assert!(text.starts_with(&format!("-- {name}.lua: ")), "{name}");
             assert!(text.contains("-- KEYS[1]: "), "{name}");
@@ -165,11 +227,25 @@ mod tests {
             &*super::EXTEND,
             &*super::CANCEL_WAIT,
             &*super::STATUS,
+            &*super::MULTI_ACQUIRE,
+            &*super::MULTI_RELEASE,
+            &*super::MULTI_EXTEND,
+            &*super::MULTI_CANCEL,
         ] {
+            // The script's own text, after the prelude (which names no key).
+            let own = &script.text[include_str!("../../../lua/prelude.lua").len()..];
             let used = (1..10)
-                .filter(|n| script.text.contains(&format!("KEYS[{n}]")))
+                .filter(|n| own.contains(&format!("KEYS[{n}]")))
                 .max();
-            assert_eq!(used, Some(script.keys), "{}", &script.text[..60]);
+            match script.keys {
+                Some(keys) => assert_eq!(used, Some(keys), "{}", &own[..60]),
+                // As many keys as the call gives: the script counts them, and its header
+                // states the first.
+                None => {
+                    assert!(own.contains("#KEYS"), "{}", &own[..60]);
+                    assert!(own.contains("-- KEYS[1]: "), "{}", &own[..60]);
+                }
+            }
         }
     }
 
@@ -182,6 +258,10 @@ mod tests {
             &*super::EXTEND,
             &*super::CANCEL_WAIT,
             &*super::STATUS,
+            &*super::MULTI_ACQUIRE,
+            &*super::MULTI_RELEASE,
+            &*super::MULTI_EXTEND,
+            &*super::MULTI_CANCEL,
         ] {
             assert!(script.text.starts_with("-- prelude.lua: "));
         }
