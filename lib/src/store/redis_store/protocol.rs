@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::InvalidInput;
-use crate::store::Waiter;
+use crate::store::{Share, Waiter};
 
 /// The start of the value a released lock holds while it is reserved for one waiter (the rest
 /// is the waiter's id). Lock values may not start with it.
@@ -105,6 +105,16 @@ impl<'a> Companion<'a> {
     pub(crate) fn fence(key: &'a str) -> Self {
         Self { key, kind: "fence" }
     }
+
+    /// The waiters' queue of the lease set at `key` (registrations in arrival order).
+    pub(crate) fn queue(key: &'a str) -> Self {
+        Self { key, kind: "queue" }
+    }
+
+    /// The waiters' leases of the lease set at `key` (registrations by expiry).
+    pub(crate) fn alive(key: &'a str) -> Self {
+        Self { key, kind: "alive" }
+    }
 }
 
 impl std::fmt::Display for Companion<'_> {
@@ -193,6 +203,32 @@ fn member(waiter: &Waiter, client: &str, ttl: u64) -> String {
     )
 }
 
+/// The count field of an exclusive hold (a writer) in a lease set, and of its waiters'
+/// registrations, where a shared one has its count of shares.
+const EXCLUSIVE: &str = "x";
+
+/// A hold in a lease set, the member of the set that stands for it (see `lease_set.lua`):
+/// `<count>|<token>` for `count` shares, `x|<token>` for the exclusive hold.
+pub(crate) fn hold(share: Share, token: &str) -> String {
+    match share {
+        Share::Shared { count, .. } => format!("{count}{FIELD}{token}"),
+        Share::Exclusive => format!("{EXCLUSIVE}{FIELD}{token}"),
+    }
+}
+
+/// A lease set's waiter registration, the member of its `queue` and `alive` companions (see
+/// `lease_set.lua`): `<waiter id>|<client id>|<count or x>|<limit>`, the limit 0 for the
+/// exclusive hold. `client` is as in [`registration`].
+pub(crate) fn set_registration(waiter: &Waiter, client: &str, share: Share) -> String {
+    let id = &waiter.id;
+    match share {
+        Share::Shared { count, limit } => {
+            format!("{id}{FIELD}{client}{FIELD}{count}{FIELD}{limit}")
+        }
+        Share::Exclusive => format!("{id}{FIELD}{client}{FIELD}{EXCLUSIVE}{FIELD}0"),
+    }
+}
+
 /// An announcement heard on pub/sub, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Announcement {
@@ -274,6 +310,8 @@ mod tests {
             for (kind, name) in [
                 ("waiters", &companions.waiters),
                 ("fence", &companions.fence),
+                ("queue", &Companion::queue(key).to_string()),
+                ("alive", &Companion::alive(key).to_string()),
             ] {
                 if let Some(other) = seen.insert(name.clone(), (key.clone(), kind)) {
                     panic!(
@@ -379,5 +417,47 @@ mod tests {
         }
         assert!(check_value(&format!("{HANDOFF_PREFIX}x")).is_err());
         assert!(check_value("ac-redislock:handof").is_ok());
+    }
+
+    #[test]
+    fn lease_set_members_carry_what_the_scripts_read() {
+        let shared = Share::Shared { count: 2, limit: 5 };
+        assert_eq!(hold(shared, "to|ken"), "2|to|ken");
+        assert_eq!(hold(Share::Exclusive, "to|ken"), "x|to|ken");
+        let waiter = Waiter {
+            id: "w1".into(),
+            token: "t".into(),
+            expiry: crate::store::Expiry::Seconds(10),
+            fencing: false,
+            direct: true,
+            lease: Duration::from_secs(3),
+        };
+        assert_eq!(set_registration(&waiter, "c1", shared), "w1|c1|2|5");
+        assert_eq!(set_registration(&waiter, "", Share::Exclusive), "w1||x|0");
+        let reader = Share::Shared {
+            count: 1,
+            limit: u32::MAX,
+        };
+        assert_eq!(
+            set_registration(&waiter, "c1", reader),
+            "w1|c1|1|4294967295"
+        );
+    }
+
+    #[test]
+    fn the_lease_set_scripts_speak_the_same_protocol() {
+        let lua = include_str!("../../../lua/lease_set.lua");
+        for line in [
+            // set_wake announces a waiter as hand_off does when it reserves a lock.
+            format!("'{TO_WAITER}' .. waiter"),
+            // Hold and registration count fields.
+            format!("count == '{EXCLUSIVE}'"),
+            format!("'^([^{FIELD}]*){FIELD}'"),
+            format!("'^([^{FIELD}]*){FIELD}([^{FIELD}]*){FIELD}([^{FIELD}]*){FIELD}(%d+)$'"),
+        ] {
+            assert!(lua.contains(&line), "lease_set.lua lacks {line:?}");
+        }
+        // The channels are the prelude's, passed in by the scripts.
+        assert!(!lua.contains("ac-redislock:"));
     }
 }

@@ -133,6 +133,19 @@ macro_rules! script {
             )
         });
     };
+    ($(#[$doc:meta])* $name:ident = $file:literal, keys = $keys:literal, with = $part:literal) => {
+        $(#[$doc])*
+        pub(crate) static $name: LazyLock<LuaScript> = LazyLock::new(|| {
+            LuaScript::new(
+                concat!(
+                    include_str!("../../../lua/prelude.lua"),
+                    include_str!(concat!("../../../lua/", $part)),
+                    include_str!(concat!("../../../lua/", $file))
+                ),
+                Some($keys),
+            )
+        });
+    };
 }
 
 script!(
@@ -178,6 +191,26 @@ script!(
     /// A multi-key waiter gives up: `lua/multi_cancel.lua` (three keys per lock).
     MULTI_CANCEL = "multi_cancel.lua", keys = variable
 );
+script!(
+    /// Take a hold of a lease set, or register as its waiter: `lua/set_acquire.lua`.
+    SET_ACQUIRE = "set_acquire.lua", keys = 4, with = "lease_set.lua"
+);
+script!(
+    /// End a hold of a lease set and wake who can enter: `lua/set_release.lua`.
+    SET_RELEASE = "set_release.lua", keys = 3, with = "lease_set.lua"
+);
+script!(
+    /// Extend a hold of a lease set: `lua/set_extend.lua`.
+    SET_EXTEND = "set_extend.lua", keys = 3, with = "lease_set.lua"
+);
+script!(
+    /// A lease set's waiter gives up: `lua/set_cancel.lua`.
+    SET_CANCEL = "set_cancel.lua", keys = 3, with = "lease_set.lua"
+);
+script!(
+    /// A read-only snapshot of a lease set: `lua/set_status.lua`.
+    SET_STATUS = "set_status.lua", keys = 4, with = "lease_set.lua"
+);
 
 #[cfg(test)]
 mod tests {
@@ -209,6 +242,11 @@ mod tests {
                 "multi_cancel",
                 include_str!("../../../lua/multi_cancel.lua"),
             ),
+            ("set_acquire", include_str!("../../../lua/set_acquire.lua")),
+            ("set_release", include_str!("../../../lua/set_release.lua")),
+            ("set_extend", include_str!("../../../lua/set_extend.lua")),
+            ("set_cancel", include_str!("../../../lua/set_cancel.lua")),
+            ("set_status", include_str!("../../../lua/set_status.lua")),
         ] {
             assert!(text.starts_with(&format!("-- {name}.lua: ")), "{name}");
             assert!(text.contains("-- KEYS[1]: "), "{name}");
@@ -231,6 +269,11 @@ mod tests {
             &*super::MULTI_RELEASE,
             &*super::MULTI_EXTEND,
             &*super::MULTI_CANCEL,
+            &*super::SET_ACQUIRE,
+            &*super::SET_RELEASE,
+            &*super::SET_EXTEND,
+            &*super::SET_CANCEL,
+            &*super::SET_STATUS,
         ] {
             // The script's own text, after the prelude (which names no key).
             let own = &script.text[include_str!("../../../lua/prelude.lua").len()..];
@@ -262,8 +305,43 @@ mod tests {
             &*super::MULTI_RELEASE,
             &*super::MULTI_EXTEND,
             &*super::MULTI_CANCEL,
+            &*super::SET_ACQUIRE,
+            &*super::SET_RELEASE,
+            &*super::SET_EXTEND,
+            &*super::SET_CANCEL,
+            &*super::SET_STATUS,
         ] {
             assert!(script.text.starts_with("-- prelude.lua: "));
+        }
+    }
+
+    #[test]
+    fn the_lease_set_scripts_and_only_they_carry_its_shared_part() {
+        let shared = include_str!("../../../lua/lease_set.lua");
+        assert!(shared.starts_with("-- lease_set.lua: "));
+        // Functions only: no keys of its own, and the protocol's constants come from the
+        // prelude.
+        assert!(!shared.contains("KEYS["));
+        assert!(!shared.contains("ac-redislock:"));
+        for script in [
+            &*super::SET_ACQUIRE,
+            &*super::SET_RELEASE,
+            &*super::SET_EXTEND,
+            &*super::SET_CANCEL,
+            &*super::SET_STATUS,
+        ] {
+            let after_prelude = &script.text[include_str!("../../../lua/prelude.lua").len()..];
+            assert!(after_prelude.starts_with(shared));
+        }
+        for script in [
+            &*super::ACQUIRE,
+            &*super::RELEASE,
+            &*super::FORCE_RELEASE,
+            &*super::EXTEND,
+            &*super::CANCEL_WAIT,
+            &*super::STATUS,
+        ] {
+            assert!(!script.text.contains("-- lease_set.lua: "));
         }
     }
 }
