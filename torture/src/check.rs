@@ -515,8 +515,10 @@ pub(crate) enum Needs {
 
 /// After each kill (the nemesis's `op` events) of a worker holding a hold, how long until the
 /// hold was free again: the first grant to another worker that needed it (see [`Needs`]),
-/// counted from the kill or from when that worker asked, if later. Returns the latencies (ns),
-/// the kills of a holder, and the holds never freed (no such grant by the end of the run).
+/// counted from the kill, or from when another worker first wanted it if nobody did at the
+/// kill (an acquire call of a key the victim held, and for a reader's hold, a writer's call).
+/// Returns the latencies (ns), the kills of a holder, and the holds never freed (no such
+/// grant by the end of the run).
 pub(crate) fn frees_after_kills(
     events: &[Event],
     holds: &[Hold],
@@ -525,6 +527,7 @@ pub(crate) fn frees_after_kills(
 ) -> (Vec<u64>, u64, u64) {
     let mut by_start: Vec<&Hold> = holds.iter().collect();
     by_start.sort_by_key(|h| h.start);
+    let calls = calls(events);
     let (mut latencies, mut holder_kills, mut never) = (Vec::new(), 0, 0);
     for kill in events.iter().filter(|e| e.proc == "nemesis" && e.op == op) {
         let Some(victim) = holds
@@ -551,8 +554,22 @@ pub(crate) fn frees_after_kills(
                     Needs::Keys => c.shares_key(victim),
                 }
         });
+        let wanted_from = calls
+            .iter()
+            .filter(|w| {
+                w.proc != victim.proc
+                    && w.to > kill.t
+                    && w.key.split('+').any(|k| victim.keys.iter().any(|v| v == k))
+                    && match needs {
+                        Needs::ReadWrite => victim.is_writer() || w.role == "write",
+                        _ => true,
+                    }
+            })
+            .map(|w| w.from.max(kill.t))
+            .min()
+            .unwrap_or(kill.t);
         match needed {
-            Some(c) => latencies.push(c.start - c.asked.max(kill.t)),
+            Some(c) => latencies.push(c.start.saturating_sub(wanted_from)),
             None => never += 1,
         }
     }
@@ -570,35 +587,34 @@ pub(crate) struct Deadlocks {
     pub(crate) behind: u64,
 }
 
-/// An acquire call: who, for which keys (`1+3`), from its call to its answer, and whether it
-/// ran out (answered `fail`, `locked`).
+/// An acquire call: who, for which keys (`1+3`) and role, from its call to its answer (or the
+/// end, if never answered), and whether it ran out (answered `fail`, `locked`).
 #[derive(Debug, Clone)]
-struct Wait<'a> {
+struct Call<'a> {
     proc: &'a str,
     key: &'a str,
+    role: &'a str,
     from: u64,
     to: u64,
     ran_out: bool,
 }
 
-/// Deadlocks: waits that ran out while their worker was on a cycle of the wait-for graph, just
-/// before the wait ended. The graph at a moment: an edge from each worker in an acquire call
-/// to each other worker that certainly held (inside its hold, see [`Hold`]) a key the call
-/// was for; the caller certainly did not have that key then, whatever its call's answer.
-pub(crate) fn deadlocks(events: &[Event], holds: &[Hold]) -> Deadlocks {
-    let mut asked: HashMap<(&str, &str), u64> = HashMap::new();
-    let mut calls: Vec<Wait<'_>> = Vec::new();
+/// The acquire calls of a history.
+fn calls(events: &[Event]) -> Vec<Call<'_>> {
+    let mut asked: HashMap<(&str, &str), (u64, &str)> = HashMap::new();
+    let mut out = Vec::new();
     for e in events {
         let slot = (e.proc.as_str(), e.key.as_str());
         match (e.op.as_str(), e.kind) {
             ("acquire", Kind::Invoke) => {
-                asked.insert(slot, e.t);
+                asked.insert(slot, (e.t, &e.value));
             }
             ("acquire", kind) => {
-                if let Some(from) = asked.remove(&slot) {
-                    calls.push(Wait {
+                if let Some((from, role)) = asked.remove(&slot) {
+                    out.push(Call {
                         proc: &e.proc,
                         key: &e.key,
+                        role,
                         from,
                         to: e.t,
                         ran_out: kind == Kind::Fail && e.value == "locked",
@@ -608,6 +624,25 @@ pub(crate) fn deadlocks(events: &[Event], holds: &[Hold]) -> Deadlocks {
             _ => {}
         }
     }
+    for ((proc, key), (from, role)) in asked {
+        out.push(Call {
+            proc,
+            key,
+            role,
+            from,
+            to: u64::MAX,
+            ran_out: false,
+        });
+    }
+    out
+}
+
+/// Deadlocks: waits that ran out while their worker was on a cycle of the wait-for graph, just
+/// before the wait ended. The graph at a moment: an edge from each worker in an acquire call
+/// to each other worker that certainly held (inside its hold, see [`Hold`]) a key the call
+/// was for; the caller certainly did not have that key then, whatever its call's answer.
+pub(crate) fn deadlocks(events: &[Event], holds: &[Hold]) -> Deadlocks {
+    let calls = calls(events);
     let (mut ran_out, mut on_cycle, mut behind) = (0, 0, 0);
     for w in calls.iter().filter(|w| w.ran_out) {
         ran_out += 1;
@@ -872,7 +907,8 @@ mod tests {
         let (latencies, holder_kills, never) =
             frees_after_kills(&events, &found, "kill", Needs::Permit(2));
         assert_eq!((holder_kills, never), (1, 0));
-        assert_eq!(latencies, vec![ttl - 100]);
+        // Nobody was asking at the kill (50): wanted from 60, when w2 asked.
+        assert_eq!(latencies, vec![ttl - 60]);
 
         let mut bad = events.clone();
         bad.extend(hold_events("w4", "0", "permit", 400, 500, Some(600)));

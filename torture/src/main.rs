@@ -12,7 +12,10 @@
 //! nemesis injects faults on a seeded schedule (the seed is printed). Then checkers look for
 //! overlapping critical sections, lost updates, fencing tokens out of order, stale fenced
 //! writes accepted and releases of someone else's lock; controls with deliberately broken
-//! locks prove that each checker sees what it checks. One line per scenario; the exit code is
+//! locks prove that each checker sees what it checks. The semaphore, the read-write lock and
+//! the multi-key lock get scenarios of their own (sets.rs): holders never above the limit, no
+//! writer beside anyone, no key held twice, no deadlock, a killed holder's hold free within
+//! its lease, nothing left on the server; each with its control. One line per scenario; the exit code is
 //! 0 only if every scenario met its verdict. `--keep` keeps the histories (a failed scenario
 //! always keeps them) and prints where.
 
@@ -122,6 +125,18 @@ fn scenarios(scale: Scale) -> Vec<Scenario> {
                 "control-semaphore-no-expiry",
                 Primitive::Semaphore(3),
                 Mode::SemaphoreNoExpiry,
+            )
+        },
+        Scenario {
+            // Half the workers think the limit is 4.
+            workers: 12,
+            sections: 25,
+            cs_sleep_us: (1_000, 10_000),
+            judge: Judge::Control(Figure::OverLimit),
+            ..set(
+                "control-semaphore-mixed-limit",
+                Primitive::Semaphore(3),
+                Mode::SemaphoreMixedLimit,
             )
         },
         Scenario {

@@ -102,6 +102,8 @@ pub(crate) enum Figure {
     ForeignExtends,
     /// Semaphore permits of killed holders never given back.
     PermitsLeaked,
+    /// Semaphore grants beyond the limit.
+    OverLimit,
     /// Read-write lock holds granted beside a writer.
     WriterOverlaps,
     /// Waits that ran out on a cycle of the wait-for graph.
@@ -131,6 +133,7 @@ impl Figure {
             Self::ForeignReleases => "foreign_releases",
             Self::ForeignExtends => "foreign_extends",
             Self::PermitsLeaked => "permits_leaked",
+            Self::OverLimit => "over_limit",
             Self::WriterOverlaps => "writer_overlaps",
             Self::Deadlocks => "deadlocks",
         }
@@ -144,8 +147,8 @@ impl Figure {
             Self::StaleAccepted => f.stale_accepted,
             Self::ForeignReleases => f.foreign_releases,
             Self::ForeignExtends => f.foreign_extends,
-            // Figures of the set checkers, judged by `judge_sets`.
-            Self::PermitsLeaked | Self::WriterOverlaps | Self::Deadlocks => 0,
+            // Figures of the set checkers, judged in sets.rs.
+            Self::PermitsLeaked | Self::OverLimit | Self::WriterOverlaps | Self::Deadlocks => 0,
         }
     }
 }

@@ -43,7 +43,8 @@ struct Leftovers {
 }
 
 /// Every key of the lock servers (every node of a cluster), and the registrations not yet
-/// expired in the waiters' sorted sets (scored by their expiry, server ms).
+/// expired among them (a lock's `waiters` and a lease set's `alive` companions, sorted sets
+/// scored by each registration's expiry, server ms).
 async fn leftovers(urls: &[String]) -> Result<Leftovers, String> {
     let mut out = Leftovers::default();
     for url in urls {
@@ -68,7 +69,11 @@ async fn leftovers(urls: &[String]) -> Result<Leftovers, String> {
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| e.to_string())?;
-            if kind == "zset" && key.contains("waiters") {
+            // A lock's waiters, a lease set's live registrations: scored by their expiry.
+            if kind == "zset"
+                && (key.starts_with("ac-redislock:waiters:")
+                    || key.starts_with("ac-redislock:alive:"))
+            {
                 let live: u64 = redis::cmd("ZCOUNT")
                     .arg(key)
                     .arg(format!("({now_ms}"))
@@ -151,7 +156,12 @@ pub(crate) async fn judge_run(run: Run<'_>) -> Result<Outcome, String> {
     } else {
         run.faults.clone()
     };
-    let (at_end, left) = leftovers_until_gone(run.lock_urls, Duration::from_secs(10)).await?;
+    // A control leaves what it leaves (the leaked permits, say): no waiting for it.
+    let expiry = match s.judge {
+        Judge::Control(_) => Duration::ZERO,
+        _ => Duration::from_secs(10),
+    };
+    let (at_end, left) = leftovers_until_gone(run.lock_urls, expiry).await?;
     let left_figures = format!(
         "keys_at_end={} registrations_at_end={} keys_left={} registrations_left={}",
         at_end.keys, at_end.registrations, left.keys, left.registrations
@@ -189,7 +199,7 @@ pub(crate) async fn judge_run(run: Run<'_>) -> Result<Outcome, String> {
     if !nothing_left {
         problems.push("keys left".into());
     }
-    let (figures, control) = match s.primitive {
+    let (figures, control): (String, &[(&str, u64)]) = match s.primitive {
         Primitive::Semaphore(limit) => {
             let (over, most) = check::over_limit(&holds, u64::from(limit));
             let (_, timeouts) = check::waits(&events, "permit");
@@ -212,7 +222,7 @@ pub(crate) async fn judge_run(run: Run<'_>) -> Result<Outcome, String> {
                      acquire_timeouts={timeouts} {common} {left_figures}",
                     ms(frees)
                 ),
-                never_freed,
+                &[("permits_leaked", never_freed), ("over_limit", over)],
             )
         }
         Primitive::RwLock { .. } => {
@@ -240,7 +250,7 @@ pub(crate) async fn judge_run(run: Run<'_>) -> Result<Outcome, String> {
                     ms(writer_waits),
                     ms(frees)
                 ),
-                conflicts,
+                &[("writer_overlaps", conflicts)],
             )
         }
         Primitive::Multi | Primitive::Lock => {
@@ -263,7 +273,7 @@ pub(crate) async fn judge_run(run: Run<'_>) -> Result<Outcome, String> {
                     found.ran_out,
                     ms(frees)
                 ),
-                found.on_cycle,
+                &[("deadlocks", found.on_cycle)],
             )
         }
     };
@@ -271,9 +281,14 @@ pub(crate) async fn judge_run(run: Run<'_>) -> Result<Outcome, String> {
         Judge::Control(figure) => {
             let name = match figure {
                 Figure::PermitsLeaked => "permits_leaked",
+                Figure::OverLimit => "over_limit",
                 Figure::WriterOverlaps => "writer_overlaps",
                 _ => "deadlocks",
             };
+            let control = control
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(0, |(_, value)| *value);
             if control > 0 {
                 (format!("CAUGHT({name}={control})"), true)
             } else {

@@ -33,6 +33,9 @@ pub(crate) enum Mode {
     /// Control: a permit whose lease does not end (an hour, no renewal): a killed holder's
     /// permit is never given back.
     SemaphoreNoExpiry,
+    /// Control: the odd-numbered workers use a limit one higher than the others, which the
+    /// semaphore's documentation forbids: they enter when `limit` are held.
+    SemaphoreMixedLimit,
     /// A read hold (or a write hold, for a writer) of the read-write lock at key 0.
     RwLock,
     /// Control: a writer takes a read hold, as a broken read-write lock would give it.
@@ -55,6 +58,7 @@ impl Mode {
             Self::UncheckedResource => "unchecked-resource",
             Self::Semaphore => "semaphore",
             Self::SemaphoreNoExpiry => "semaphore-no-expiry",
+            Self::SemaphoreMixedLimit => "semaphore-mixed-limit",
             Self::RwLock => "rwlock",
             Self::RwLockWriterReads => "rwlock-writer-reads",
             Self::Multi => "multi",
@@ -69,6 +73,7 @@ impl Mode {
             self,
             Self::Semaphore
                 | Self::SemaphoreNoExpiry
+                | Self::SemaphoreMixedLimit
                 | Self::RwLock
                 | Self::RwLockWriterReads
                 | Self::Multi
@@ -86,6 +91,7 @@ impl Mode {
             Self::UncheckedResource,
             Self::Semaphore,
             Self::SemaphoreNoExpiry,
+            Self::SemaphoreMixedLimit,
             Self::RwLock,
             Self::RwLockWriterReads,
             Self::Multi,
@@ -354,6 +360,7 @@ pub(crate) async fn run(cfg: WorkerConfig) -> Result<(), String> {
             | Mode::UncheckedResource
             | Mode::Semaphore
             | Mode::SemaphoreNoExpiry
+            | Mode::SemaphoreMixedLimit
             | Mode::RwLock
             | Mode::RwLockWriterReads
             | Mode::Multi
@@ -505,6 +512,13 @@ async fn take_hold(
         Mode::Semaphore | Mode::SemaphoreNoExpiry => {
             locks
                 .semaphore(lock_key(0), cfg.limit)
+                .acquire_with(options)
+                .await
+        }
+        Mode::SemaphoreMixedLimit => {
+            let limit = cfg.limit + u32::from(cfg.id % 2 == 1);
+            locks
+                .semaphore(lock_key(0), limit)
                 .acquire_with(options)
                 .await
         }
