@@ -530,10 +530,9 @@ pub(crate) fn frees_after_kills(
     let calls = calls(events);
     let (mut latencies, mut holder_kills, mut never) = (Vec::new(), 0, 0);
     for kill in events.iter().filter(|e| e.proc == "nemesis" && e.op == op) {
-        let Some(victim) = holds
-            .iter()
-            .find(|h| h.killed && h.proc == kill.value && h.start <= kill.t)
-        else {
+        // Its hold may have been granted between the nemesis's record of the kill and the
+        // signal: a worker is killed once, so its unreleased hold is the one.
+        let Some(victim) = holds.iter().find(|h| h.killed && h.proc == kill.value) else {
             continue;
         };
         holder_kills += 1;
