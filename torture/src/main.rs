@@ -12,11 +12,14 @@
 //! nemesis injects faults on a seeded schedule (the seed is printed). Then checkers look for
 //! overlapping critical sections, lost updates, fencing tokens out of order, stale fenced
 //! writes accepted and releases of someone else's lock; controls with deliberately broken
-//! locks prove that each checker sees what it checks. One line per scenario; the exit code is
+//! locks prove that each checker sees what it checks. The semaphore, the read-write lock and
+//! the multi-key lock get scenarios of their own (sets.rs): holders never above the limit, no
+//! writer beside anyone, no key held twice, no deadlock, a killed holder's hold free within
+//! its lease, nothing left on the server; each with its control. One line per scenario; the exit code is
 //! 0 only if every scenario met its verdict. `--keep` keeps the histories (a failed scenario
 //! always keeps them) and prints where.
 
-use ac_redislock_testsupport::{sentinel, server};
+use ac_redislock_testsupport::{cluster, sentinel, server};
 
 mod check;
 mod failover;
@@ -24,12 +27,13 @@ mod history;
 mod proxy;
 mod redlock_restart;
 mod scenario;
+mod sets;
 mod worker;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use scenario::{Figure, Judge, Nemesis, Outcome, Scenario, Topology};
+use scenario::{Figure, Judge, Nemesis, Outcome, Primitive, Scenario, Topology};
 use worker::Mode;
 
 /// How big a run is.
@@ -73,7 +77,113 @@ fn scenarios(scale: Scale) -> Vec<Scenario> {
         },
         ..safe(name)
     };
-    vec![
+    // The semaphore, the read-write lock and the multi-key lock: leases of 1 s with renewal,
+    // no fencing; holders killed one at a time, each kill 1.3 s after the last, so that the
+    // victim's hold has run out before the next (and each is measured alone).
+    let spaced = |count| Nemesis::KillSpaced {
+        count,
+        gap: ms(1300),
+    };
+    let set = |name, primitive, mode| Scenario {
+        keys: 1,
+        sections: 0,
+        ttl: ms(1000),
+        fencing: false,
+        cs_sleep_us: (200, 3_000),
+        primitive,
+        mode,
+        ..safe(name)
+    };
+    let multi = |name, mode| Scenario {
+        workers: 8,
+        keys: 6,
+        subset: (2, 4),
+        ..set(name, Primitive::Multi, mode)
+    };
+    let mut sets = vec![
+        Scenario {
+            // 12 workers for 3 permits: there is always a waiter for a permit that frees.
+            workers: 12,
+            total_sections: scale.pick(600, 20_000),
+            cs_sleep_us: (1_000, 10_000),
+            nemesis: spaced(scale.pick(8, 50)),
+            ..set(
+                "semaphore-kill-holder",
+                Primitive::Semaphore(3),
+                Mode::Semaphore,
+            )
+        },
+        Scenario {
+            // Permits of an hour, not renewed: each holder killed keeps its permit, until
+            // none is left and every acquire runs out (after 2 s).
+            workers: 12,
+            cs_sleep_us: (1_000, 10_000),
+            wait: ms(2000),
+            nemesis: spaced(3),
+            judge: Judge::Control(Figure::PermitsLeaked),
+            ..set(
+                "control-semaphore-no-expiry",
+                Primitive::Semaphore(3),
+                Mode::SemaphoreNoExpiry,
+            )
+        },
+        Scenario {
+            // Half the workers think the limit is 4.
+            workers: 12,
+            sections: 25,
+            cs_sleep_us: (1_000, 10_000),
+            judge: Judge::Control(Figure::OverLimit),
+            ..set(
+                "control-semaphore-mixed-limit",
+                Primitive::Semaphore(3),
+                Mode::SemaphoreMixedLimit,
+            )
+        },
+        Scenario {
+            workers: 12,
+            total_sections: scale.pick(1_000, 50_000),
+            nemesis: spaced(scale.pick(3, 20)),
+            ..set(
+                "rwlock-readers-writers",
+                Primitive::RwLock { writers: 4 },
+                Mode::RwLock,
+            )
+        },
+        Scenario {
+            // The writers take read holds.
+            workers: 12,
+            sections: 25,
+            judge: Judge::Control(Figure::WriterOverlaps),
+            ..set(
+                "control-rwlock-writer-reads",
+                Primitive::RwLock { writers: 4 },
+                Mode::RwLockWriterReads,
+            )
+        },
+        Scenario {
+            total_sections: scale.pick(1_000, 20_000),
+            nemesis: spaced(scale.pick(3, 20)),
+            ..multi("multikey-overlapping", Mode::Multi)
+        },
+        Scenario {
+            // One key at a time in random order, holding the ones taken while waiting 2 s
+            // for the next.
+            wait: ms(2000),
+            nemesis: Nemesis::Idle(ms(4000)),
+            judge: Judge::Control(Figure::Deadlocks),
+            ..multi("control-multikey-no-order", Mode::MultiNoOrder)
+        },
+    ];
+    if scale == Scale::Full {
+        sets.push(Scenario {
+            // The six keys in six hash slots, on three masters.
+            topology: Topology::Cluster(3),
+            total_sections: 5_000,
+            nemesis: spaced(10),
+            ..multi("multikey-overlapping-cluster", Mode::Multi)
+        });
+    }
+    let mut all = vec![
         Scenario {
             workers: scale.pick(8, 16),
             sections: scale.pick(500, 12_500),
@@ -250,11 +360,22 @@ fn scenarios(scale: Scale) -> Vec<Scenario> {
             },
             ..safe("redlock-minority")
         },
-    ]
+    ];
+    all.extend(sets);
+    all
 }
 
 fn line(o: &Outcome) -> String {
     let f = &o.findings;
+    if let Some(figures) = &o.set_figures {
+        let kept = o.kept.as_ref().map_or(String::new(), |dir| {
+            format!(" histories kept in {}", dir.display())
+        });
+        return format!(
+            "{} seed={} ops={} faults={} {figures} verdict={} ({:.1} s){kept}",
+            o.name, o.seed, f.sections, o.faults, o.verdict, o.seconds
+        );
+    }
     let ms = |p: Option<(f64, f64, f64)>| {
         p.map_or("-".into(), |(a, b, c)| format!("{a:.1}/{b:.1}/{c:.1}"))
     };

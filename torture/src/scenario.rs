@@ -23,6 +23,8 @@ use crate::worker::{Mode, Rng, WorkerConfig};
 pub(crate) enum Topology {
     Single,
     Redlock(usize),
+    /// A Redis Cluster of this many masters.
+    Cluster(usize),
 }
 
 /// The fault schedule.
@@ -66,6 +68,15 @@ pub(crate) enum Nemesis {
         count: usize,
         hold: Duration,
     },
+    /// SIGKILL a worker holding a hold (from its grant to its release), until `count` kills
+    /// have hit one; a new worker of the same role replaces each; `gap` after each kill, so
+    /// that the victim's hold has run out before the next (each kill is measured alone).
+    KillSpaced {
+        count: usize,
+        gap: Duration,
+    },
+    /// No fault: the workers run for this long.
+    Idle(Duration),
 }
 
 /// What must hold for a scenario to be green.
@@ -89,6 +100,27 @@ pub(crate) enum Figure {
     StaleAccepted,
     ForeignReleases,
     ForeignExtends,
+    /// Semaphore permits of killed holders never given back.
+    PermitsLeaked,
+    /// Semaphore grants beyond the limit.
+    OverLimit,
+    /// Read-write lock holds granted beside a writer.
+    WriterOverlaps,
+    /// Waits that ran out on a cycle of the wait-for graph.
+    Deadlocks,
+}
+
+/// Which primitive the workers take, and so which checkers judge the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Primitive {
+    /// One key's lock: the original checkers (overlaps, lost updates, fencing, ...).
+    Lock,
+    /// A semaphore of this limit on key 0.
+    Semaphore(u32),
+    /// A read-write lock on key 0; the first `writers` workers write.
+    RwLock { writers: usize },
+    /// Several keys at once.
+    Multi,
 }
 
 impl Figure {
@@ -100,6 +132,10 @@ impl Figure {
             Self::StaleAccepted => "stale_fenced_accepted",
             Self::ForeignReleases => "foreign_releases",
             Self::ForeignExtends => "foreign_extends",
+            Self::PermitsLeaked => "permits_leaked",
+            Self::OverLimit => "over_limit",
+            Self::WriterOverlaps => "writer_overlaps",
+            Self::Deadlocks => "deadlocks",
         }
     }
 
@@ -111,6 +147,8 @@ impl Figure {
             Self::StaleAccepted => f.stale_accepted,
             Self::ForeignReleases => f.foreign_releases,
             Self::ForeignExtends => f.foreign_extends,
+            // Figures of the set checkers, judged in sets.rs.
+            Self::PermitsLeaked | Self::OverLimit | Self::WriterOverlaps | Self::Deadlocks => 0,
         }
     }
 }
@@ -133,6 +171,14 @@ pub(crate) struct Scenario {
     pub(crate) judge: Judge,
     /// Extra `redis-server` arguments for the lock servers (persistence, say).
     pub(crate) lock_server_args: &'static [&'static str],
+    pub(crate) primitive: Primitive,
+    /// How long an acquire waits.
+    pub(crate) wait: Duration,
+    /// Keys per multi-key hold (lowest, highest).
+    pub(crate) subset: (u64, u64),
+    /// With `sections` 0: once the nemesis is done, the run goes on until the workers have
+    /// completed this many sections in all (0: it stops at once).
+    pub(crate) total_sections: usize,
 }
 
 impl Scenario {
@@ -152,6 +198,10 @@ impl Scenario {
             nemesis: Nemesis::None,
             judge: Judge::Safe,
             lock_server_args: &[],
+            primitive: Primitive::Lock,
+            wait: Duration::from_secs(10),
+            subset: (1, 1),
+            total_sections: 0,
         }
     }
 }
@@ -171,6 +221,9 @@ pub(crate) struct Outcome {
     pub(crate) seconds: f64,
     /// Where the histories were kept: a failed scenario (or `--keep`) keeps them.
     pub(crate) kept: Option<PathBuf>,
+    /// The figures of a semaphore, read-write or multi-key run, printed instead of the lock
+    /// checkers' ones.
+    pub(crate) set_figures: Option<String>,
 }
 
 /// The workers of a run, and which of them hold a lock right now.
@@ -183,12 +236,24 @@ struct Crew {
     children: Vec<(usize, tokio::process::Child)>,
     /// worker id -> (pid, key) while it is inside a critical section.
     holders: Arc<Mutex<HashMap<usize, (u32, String)>>>,
+    /// The writers of a read-write lock run.
+    writers: std::collections::HashSet<usize>,
+    /// Critical sections completed by all workers (as they report them).
+    completed: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Crew {
     fn spawn(&mut self) -> Result<(), String> {
+        self.spawn_as(false)
+    }
+
+    /// Starts a worker; a writer, in a read-write lock run.
+    fn spawn_as(&mut self, writer: bool) -> Result<(), String> {
         let id = self.next_id;
         self.next_id += 1;
+        if writer {
+            self.writers.insert(id);
+        }
         let lock_urls = match &self.proxied {
             Some(url) if id.is_multiple_of(2) => vec![url.clone()],
             _ => self.base.lock_urls.clone(),
@@ -197,6 +262,7 @@ impl Crew {
             id,
             lock_urls,
             seed: self.base.seed.wrapping_add(id as u64 * 7919),
+            writer,
             ..self.base.clone()
         };
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -211,6 +277,7 @@ impl Crew {
         let pid = child.id().unwrap_or(0);
         if let Some(stdout) = child.stdout.take() {
             let holders = Arc::clone(&self.holders);
+            let completed = Arc::clone(&self.completed);
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stdout).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
@@ -227,6 +294,7 @@ impl Crew {
                         }
                         _ => {
                             holders.remove(&id);
+                            completed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }
                     }
                 }
@@ -273,17 +341,58 @@ impl Crew {
         })
     }
 
-    /// Tells the workers to stop after their current section and waits for all of them.
-    async fn finish(&mut self, until_done: bool) {
+    /// Whether a killed worker died holding a hold (granted and not yet released), as its
+    /// history tells; waits for it to be gone first.
+    async fn reap_holder(&mut self, id: usize) -> bool {
+        if let Some((_, child)) = self.children.iter_mut().find(|(i, _)| *i == id) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+        }
+        let history = std::fs::read_to_string(self.dir.join(format!("w{id}.history")));
+        history.is_ok_and(|text| {
+            text.lines()
+                .rev()
+                .filter_map(|line| line.parse::<history::Event>().ok())
+                .find(|e| {
+                    (e.op == "acquire" && e.kind == Kind::Ok)
+                        || (e.op == "release" && e.kind == Kind::Invoke)
+                })
+                .is_some_and(|e| e.op == "acquire")
+        })
+    }
+
+    /// Waits until the workers have completed `total` sections in all, for at most `limit`,
+    /// and no longer than 20 s without one completed.
+    async fn await_completed(&self, total: usize, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        let (mut seen, mut progress) = (0, tokio::time::Instant::now());
+        loop {
+            let done = self.completed.load(std::sync::atomic::Ordering::Relaxed);
+            let now = tokio::time::Instant::now();
+            if done != seen {
+                (seen, progress) = (done, now);
+            }
+            if done >= total || now >= deadline || now - progress > Duration::from_secs(20) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Tells the workers to stop after their current section and waits for all of them, for
+    /// at most `limit` each; returns how many had to be killed (stuck).
+    async fn finish(&mut self, until_done: bool, limit: Duration) -> u64 {
         if !until_done {
             let _ = std::fs::write(self.dir.join("stop"), "stop");
         }
+        let mut stuck = 0;
         for (_, child) in &mut self.children {
-            let waited = tokio::time::timeout(Duration::from_secs(600), child.wait()).await;
+            let waited = tokio::time::timeout(limit, child.wait()).await;
             if waited.is_err() {
+                stuck += 1;
                 let _ = child.start_kill();
             }
         }
+        stuck
     }
 }
 
@@ -302,9 +411,15 @@ pub(crate) async fn run(s: &Scenario, seed: u64, keep: bool) -> Result<Outcome, 
         .map_err(|e| e.to_string())?;
     let resource = RedisServer::start();
     let lock_server = || RedisServer::start_with(Listen::Unix, s.lock_server_args);
+    let mut cluster_urls = None;
     let mut lock_servers: Vec<RedisServer> = match s.topology {
         Topology::Single => vec![lock_server()],
         Topology::Redlock(n) => (0..n).map(|_| lock_server()).collect(),
+        Topology::Cluster(n) => {
+            let cluster = tokio::task::block_in_place(|| crate::cluster::Cluster::start(n, None));
+            cluster_urls = Some(cluster.urls());
+            cluster.nodes
+        }
     };
     // Redlock nodes that can be cut off sit behind a proxy each.
     let mut node_proxies = Vec::new();
@@ -317,7 +432,9 @@ pub(crate) async fn run(s: &Scenario, seed: u64, keep: bool) -> Result<Outcome, 
             );
         }
     }
-    let lock_urls = if node_proxies.is_empty() {
+    let lock_urls = if let Some(urls) = &cluster_urls {
+        urls.clone()
+    } else if node_proxies.is_empty() {
         lock_servers.iter().map(RedisServer::url).collect()
     } else {
         node_proxies.iter().map(Proxy::url).collect()
@@ -337,6 +454,14 @@ pub(crate) async fn run(s: &Scenario, seed: u64, keep: bool) -> Result<Outcome, 
         mode: s.mode,
         seed,
         node_timeout: Duration::from_millis(100),
+        cluster: cluster_urls.is_some(),
+        wait: s.wait,
+        limit: match s.primitive {
+            Primitive::Semaphore(limit) => limit,
+            _ => 1,
+        },
+        writer: false,
+        subset: s.subset,
     };
     let proxy = match s.nemesis {
         Nemesis::ProxyDelayReset { .. } | Nemesis::ProxyBlackhole { .. } => Some(
@@ -353,9 +478,15 @@ pub(crate) async fn run(s: &Scenario, seed: u64, keep: bool) -> Result<Outcome, 
         next_id: 0,
         children: Vec::new(),
         holders: Arc::default(),
+        writers: std::collections::HashSet::new(),
+        completed: Arc::default(),
     };
-    for _ in 0..s.workers {
-        crew.spawn()?;
+    let writers = match s.primitive {
+        Primitive::RwLock { writers } => writers,
+        _ => 0,
+    };
+    for i in 0..s.workers {
+        crew.spawn_as(i < writers)?;
     }
     let mut nemesis = Recorder::create(&dir.path().join("nemesis.history"), "nemesis")
         .map_err(|e| e.to_string())?;
@@ -373,9 +504,42 @@ pub(crate) async fn run(s: &Scenario, seed: u64, keep: bool) -> Result<Outcome, 
         &mut rng,
     )
     .await?;
-    crew.finish(matches!(s.nemesis, Nemesis::None) && s.sections > 0)
+    if s.sections == 0 && s.total_sections > 0 {
+        crew.await_completed(s.total_sections, Duration::from_secs(900))
+            .await;
+    }
+    let stuck = crew
+        .finish(
+            matches!(s.nemesis, Nemesis::None) && s.sections > 0,
+            if s.primitive == Primitive::Lock {
+                Duration::from_secs(600)
+            } else {
+                // A worker between sections stops at once; one waiting, within its wait.
+                s.wait + Duration::from_secs(20)
+            },
+        )
         .await;
     let end_of_run = history::now_ns();
+    if s.primitive != Primitive::Lock {
+        let lock_urls: Vec<String> = match &cluster_urls {
+            Some(urls) => urls.clone(),
+            None => lock_servers.iter().map(RedisServer::url).collect(),
+        };
+        return crate::sets::judge_run(crate::sets::Run {
+            scenario: s,
+            seed,
+            dir,
+            keep,
+            resource: &resource,
+            lock_urls: &lock_urls,
+            cluster: cluster_urls.is_some(),
+            faults,
+            stuck,
+            end_of_run,
+            started,
+        })
+        .await;
+    }
 
     let resources = read_resources(&resource, s.keys, dir.path()).await?;
     let events = history::read_all(dir.path()).map_err(|e| e.to_string())?;
@@ -411,6 +575,7 @@ pub(crate) async fn run(s: &Scenario, seed: u64, keep: bool) -> Result<Outcome, 
         green,
         seconds: started.elapsed().as_secs_f64(),
         kept,
+        set_figures: None,
     })
 }
 
@@ -606,6 +771,39 @@ async fn run_nemesis(
             tokio::time::sleep(Duration::from_millis(500)).await;
             Ok(format!("proxy-delay:{}+reset:{resets}", count - resets))
         }
+        Nemesis::KillSpaced {
+            count,
+            gap: gap_after,
+        } => {
+            let (mut done, mut holding, mut misses) = (0, 0, 0);
+            while holding < count && done < count * 3 && misses < 3 {
+                tokio::time::sleep(gap(rng, 100)).await;
+                // Nobody holding for 5 s, three times: the workers are stuck (a control that
+                // leaked every permit, or a broken primitive); the checkers will tell.
+                let Some((id, pid)) = crew.holder(rng).await else {
+                    misses += 1;
+                    continue;
+                };
+                rec.record("-", "kill", Kind::Info, format!("w{id}"));
+                signal(pid, Signal::SIGKILL);
+                crew.holders
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                if crew.reap_holder(id).await {
+                    holding += 1;
+                }
+                let writer = crew.writers.contains(&id);
+                crew.spawn_as(writer)?;
+                done += 1;
+                tokio::time::sleep(gap_after).await;
+            }
+            Ok(format!("kill:{done}"))
+        }
+        Nemesis::Idle(how_long) => {
+            tokio::time::sleep(how_long).await;
+            Ok("none".into())
+        }
         Nemesis::ProxyBlackhole { count, hold } => {
             let proxy = proxies.single.ok_or("no proxy")?;
             for _ in 0..count {
@@ -622,7 +820,7 @@ async fn run_nemesis(
     }
 }
 
-async fn read_resources(
+pub(crate) async fn read_resources(
     resource: &RedisServer,
     keys: usize,
     dir: &Path,

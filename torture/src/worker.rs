@@ -28,6 +28,23 @@ pub(crate) enum Mode {
     CounterFence,
     /// Control: the resource accepts any fence (it does not check them).
     UncheckedResource,
+    /// A permit of the semaphore (`WorkerConfig::limit`) at key 0.
+    Semaphore,
+    /// Control: a permit whose lease does not end (an hour, no renewal): a killed holder's
+    /// permit is never given back.
+    SemaphoreNoExpiry,
+    /// Control: the odd-numbered workers use a limit one higher than the others, which the
+    /// semaphore's documentation forbids: they enter when `limit` are held.
+    SemaphoreMixedLimit,
+    /// A read hold (or a write hold, for a writer) of the read-write lock at key 0.
+    RwLock,
+    /// Control: a writer takes a read hold, as a broken read-write lock would give it.
+    RwLockWriterReads,
+    /// A random subset of the keys, taken together with `acquire_all_with`.
+    Multi,
+    /// Control: the subset taken one key at a time in random order, holding the keys already
+    /// taken while waiting for the next, with no rollback but the wait running out.
+    MultiNoOrder,
 }
 
 impl Mode {
@@ -39,7 +56,29 @@ impl Mode {
             Self::ConstToken => "const-token",
             Self::CounterFence => "counter-fence",
             Self::UncheckedResource => "unchecked-resource",
+            Self::Semaphore => "semaphore",
+            Self::SemaphoreNoExpiry => "semaphore-no-expiry",
+            Self::SemaphoreMixedLimit => "semaphore-mixed-limit",
+            Self::RwLock => "rwlock",
+            Self::RwLockWriterReads => "rwlock-writer-reads",
+            Self::Multi => "multi",
+            Self::MultiNoOrder => "multi-no-order",
         }
+    }
+
+    /// Whether the worker takes a semaphore, read-write or multi-key lock (`run_sets`) rather
+    /// than one key's lock.
+    pub(crate) fn is_set(self) -> bool {
+        matches!(
+            self,
+            Self::Semaphore
+                | Self::SemaphoreNoExpiry
+                | Self::SemaphoreMixedLimit
+                | Self::RwLock
+                | Self::RwLockWriterReads
+                | Self::Multi
+                | Self::MultiNoOrder
+        )
     }
 
     fn parse(s: &str) -> Result<Self, String> {
@@ -50,6 +89,13 @@ impl Mode {
             Self::ConstToken,
             Self::CounterFence,
             Self::UncheckedResource,
+            Self::Semaphore,
+            Self::SemaphoreNoExpiry,
+            Self::SemaphoreMixedLimit,
+            Self::RwLock,
+            Self::RwLockWriterReads,
+            Self::Multi,
+            Self::MultiNoOrder,
         ]
         .into_iter()
         .find(|m| m.name() == s)
@@ -76,6 +122,16 @@ pub(crate) struct WorkerConfig {
     pub(crate) mode: Mode,
     pub(crate) seed: u64,
     pub(crate) node_timeout: Duration,
+    /// The lock servers are the nodes of one Redis Cluster (`lock_urls`: its masters).
+    pub(crate) cluster: bool,
+    /// How long an acquire waits.
+    pub(crate) wait: Duration,
+    /// The semaphore's limit.
+    pub(crate) limit: u32,
+    /// A writer of the read-write lock (else a reader).
+    pub(crate) writer: bool,
+    /// How many keys a multi-key section takes (lowest, highest).
+    pub(crate) subset: (u64, u64),
 }
 
 impl WorkerConfig {
@@ -83,7 +139,7 @@ impl WorkerConfig {
         format!(
             "id={}\nlock_urls={}\nresource_url={}\ndir={}\nkeys={}\nsections={}\nttl_ms={}\n\
              renew={}\nfencing={}\ncs_sleep_us={},{}\npost_cs_delay_us={},{}\nmode={}\nseed={}\n\
-             node_timeout_ms={}",
+             node_timeout_ms={}\ncluster={}\nwait_ms={}\nlimit={}\nwriter={}\nsubset={},{}",
             self.id,
             self.lock_urls.join(","),
             self.resource_url,
@@ -100,6 +156,12 @@ impl WorkerConfig {
             self.mode.name(),
             self.seed,
             self.node_timeout.as_millis(),
+            self.cluster,
+            self.wait.as_millis(),
+            self.limit,
+            self.writer,
+            self.subset.0,
+            self.subset.1,
         )
     }
 
@@ -134,6 +196,11 @@ impl WorkerConfig {
             mode: Mode::parse(field("mode")?)?,
             seed: num("seed")?,
             node_timeout: Duration::from_millis(num("node_timeout_ms")?),
+            cluster: field("cluster")? == "true",
+            wait: Duration::from_millis(num("wait_ms")?),
+            limit: u32::try_from(num("limit")?).map_err(|_| "bad limit".to_owned())?,
+            writer: field("writer")? == "true",
+            subset: pair("subset")?,
         })
     }
 }
@@ -200,6 +267,7 @@ pub(crate) async fn run(cfg: WorkerConfig) -> Result<(), String> {
         .redlock_node_timeout(cfg.node_timeout);
     let urls: Vec<&str> = cfg.lock_urls.iter().map(String::as_str).collect();
     let locks = match urls.as_slice() {
+        _ if cfg.cluster => builder.build_cluster(&urls),
         [url] => builder.build_from_url(url),
         _ => builder.build_redlock(&urls),
     }
@@ -216,6 +284,9 @@ pub(crate) async fn run(cfg: WorkerConfig) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let mut rng = Rng::new(cfg.seed ^ (cfg.id as u64).rotate_left(17));
+    if cfg.mode.is_set() {
+        return run_sets(&cfg, &locks, &resource, &mut rng, &mut rec).await;
+    }
     let stop = cfg.dir.join("stop");
     let mut done = 0usize;
     let mut stdout = std::io::stdout();
@@ -224,7 +295,7 @@ pub(crate) async fn run(cfg: WorkerConfig) -> Result<(), String> {
         let key = k.to_string();
         let mut options = AcquireOptions::new()
             .ttl(cfg.ttl)
-            .wait(Duration::from_secs(10))
+            .wait(cfg.wait)
             .retry(RetryPolicy::new().with_max_delay(Duration::from_millis(100)))
             .auto_renew(cfg.renew)
             .fencing(cfg.fencing);
@@ -283,9 +354,17 @@ pub(crate) async fn run(cfg: WorkerConfig) -> Result<(), String> {
         sleep_us(rng.between(cfg.post_cs_delay_us)).await;
         rec.record(&key, "release", Kind::Invoke, "-");
         let released = match cfg.mode {
-            Mode::Safe | Mode::ConstToken | Mode::CounterFence | Mode::UncheckedResource => {
-                guard.release().await.map_err(|e| e.to_string())
-            }
+            Mode::Safe
+            | Mode::ConstToken
+            | Mode::CounterFence
+            | Mode::UncheckedResource
+            | Mode::Semaphore
+            | Mode::SemaphoreNoExpiry
+            | Mode::SemaphoreMixedLimit
+            | Mode::RwLock
+            | Mode::RwLockWriterReads
+            | Mode::Multi
+            | Mode::MultiNoOrder => guard.release().await.map_err(|e| e.to_string()),
             Mode::DelRelease => {
                 let _ = guard.detach();
                 let mut conn = raw_lock.clone();
@@ -324,6 +403,241 @@ pub(crate) async fn run(cfg: WorkerConfig) -> Result<(), String> {
         done += 1;
     }
     Ok(())
+}
+
+/// The role a set worker records with its `acquire` and `cs_enter`: what kind of hold it takes.
+fn role(cfg: &WorkerConfig) -> &'static str {
+    match cfg.mode {
+        Mode::RwLock | Mode::RwLockWriterReads if cfg.writer => "write",
+        Mode::RwLock | Mode::RwLockWriterReads => "read",
+        Mode::Multi => "all",
+        Mode::MultiNoOrder => "one",
+        _ => "permit",
+    }
+}
+
+/// The hold's keys: key 0 for the semaphore and the read-write lock; a random subset, in
+/// random order, for the multi-key modes.
+fn pick_keys(cfg: &WorkerConfig, rng: &mut Rng) -> Vec<usize> {
+    if !matches!(cfg.mode, Mode::Multi | Mode::MultiNoOrder) {
+        return vec![0];
+    }
+    let mut all: Vec<usize> = (0..cfg.keys).collect();
+    for i in (1..all.len()).rev() {
+        all.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    let n = (rng.between(cfg.subset) as usize).clamp(1, cfg.keys.max(1));
+    all.truncate(n);
+    all
+}
+
+/// The name a hold's events carry: its keys, ascending, joined by `+`.
+pub(crate) fn hold_name(keys: &[usize]) -> String {
+    let mut keys = keys.to_vec();
+    keys.sort_unstable();
+    keys.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+/// Records an acquire's answer; returns the guard if it was granted.
+fn answered(
+    rec: &mut Recorder,
+    name: &str,
+    result: Result<LockGuard, LockError>,
+) -> Option<LockGuard> {
+    match result {
+        Ok(guard) => {
+            rec.record(name, "acquire", Kind::Ok, guard.token());
+            Some(guard)
+        }
+        Err(LockError::Locked { .. }) => {
+            rec.record(name, "acquire", Kind::Fail, "locked");
+            None
+        }
+        Err(err) => {
+            let kind = if err.is_backend() {
+                Kind::Info
+            } else {
+                Kind::Fail
+            };
+            rec.record(name, "acquire", kind, err);
+            None
+        }
+    }
+}
+
+/// Releases a guard, recording it.
+async fn release_recorded(rec: &mut Recorder, name: &str, guard: LockGuard) {
+    rec.record(name, "release", Kind::Invoke, "-");
+    match guard.release().await {
+        Ok(()) => rec.record(name, "release", Kind::Ok, "-"),
+        Err(err) => rec.record(name, "release", Kind::Fail, err),
+    };
+}
+
+/// Takes the hold of one section: `(events' name, guard)` for each guard it took (one, but for
+/// the one-key-at-a-time control), or nothing if the acquire failed (what it had taken is
+/// given back).
+async fn take_hold(
+    cfg: &WorkerConfig,
+    locks: &RedisLock,
+    keys: &[usize],
+    options: AcquireOptions,
+    rec: &mut Recorder,
+) -> Option<Vec<(String, LockGuard)>> {
+    let role = role(cfg);
+    if cfg.mode == Mode::MultiNoOrder {
+        let mut taken = Vec::new();
+        for &k in keys {
+            let name = k.to_string();
+            rec.record(&name, "acquire", Kind::Invoke, role);
+            let result = locks.acquire_with(&lock_key(k), options.clone()).await;
+            match answered(rec, &name, result) {
+                Some(guard) => taken.push((name, guard)),
+                None => {
+                    for (name, guard) in taken {
+                        release_recorded(rec, &name, guard).await;
+                    }
+                    return None;
+                }
+            }
+        }
+        return Some(taken);
+    }
+    let name = hold_name(keys);
+    rec.record(&name, "acquire", Kind::Invoke, role);
+    let result = match cfg.mode {
+        Mode::Semaphore | Mode::SemaphoreNoExpiry => {
+            locks
+                .semaphore(lock_key(0), cfg.limit)
+                .acquire_with(options)
+                .await
+        }
+        Mode::SemaphoreMixedLimit => {
+            let limit = cfg.limit + u32::from(cfg.id % 2 == 1);
+            locks
+                .semaphore(lock_key(0), limit)
+                .acquire_with(options)
+                .await
+        }
+        Mode::RwLock if cfg.writer => locks.rw_lock(lock_key(0)).write_with(options).await,
+        Mode::RwLock | Mode::RwLockWriterReads => {
+            locks.rw_lock(lock_key(0)).read_with(options).await
+        }
+        _ => {
+            let wire: Vec<String> = keys.iter().map(|&k| lock_key(k)).collect();
+            locks.acquire_all_with(&wire, options).await
+        }
+    };
+    answered(rec, &name, result).map(|guard| vec![(name, guard)])
+}
+
+/// The sections of the semaphore, read-write and multi-key modes. Each records `acquire`
+/// (invoked with its role: `permit`, `read`, `write`, `all`, or `one` per key for the
+/// one-at-a-time control; answered with the token), `cs_enter`, the section's work, `cs_exit`
+/// and `release`, under the name of its keys (`1+3+4`). The work: the semaphore's holders
+/// sleep; the read-write lock's writers do the unfenced read-modify-write of counter 0 and its
+/// readers read it; a multi-key holder does the read-modify-write of every key's counter.
+async fn run_sets(
+    cfg: &WorkerConfig,
+    locks: &RedisLock,
+    resource: &MultiplexedConnection,
+    rng: &mut Rng,
+    rec: &mut Recorder,
+) -> Result<(), String> {
+    let proc = format!("w{}", cfg.id);
+    let stop = cfg.dir.join("stop");
+    let mut done = 0usize;
+    let mut stdout = std::io::stdout();
+    let role = role(cfg);
+    while (cfg.sections == 0 || done < cfg.sections) && !stop.exists() {
+        let (ttl, renew) = if cfg.mode == Mode::SemaphoreNoExpiry {
+            (Duration::from_secs(3600), false)
+        } else {
+            (cfg.ttl, cfg.renew)
+        };
+        let options = AcquireOptions::new()
+            .ttl(ttl)
+            .wait(cfg.wait)
+            .retry(RetryPolicy::new().with_max_delay(Duration::from_millis(100)))
+            .auto_renew(renew);
+        let keys = pick_keys(cfg, rng);
+        let name = hold_name(&keys);
+        let Some(guards) = take_hold(cfg, locks, &keys, options, rec).await else {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        };
+        let _ = writeln!(stdout, "in {} {name}", cfg.id);
+        let _ = stdout.flush();
+        let mut watchers = Vec::new();
+        for (held, guard) in &guards {
+            let lost = guard.lost();
+            let mut rec = Recorder::create(&cfg.dir.join(format!("{proc}.history")), &proc)
+                .map_err(|e| e.to_string())?;
+            let held = held.clone();
+            watchers.push(tokio::spawn(async move {
+                let reason = lost.await;
+                if reason != LossReason::Released {
+                    rec.record(&held, "lost", Kind::Info, reason);
+                }
+            }));
+        }
+        rec.record(&name, "cs_enter", Kind::Ok, role);
+        let pause = rng.between(cfg.cs_sleep_us);
+        let mut conn = resource.clone();
+        match (cfg.mode, role) {
+            (_, "write" | "all" | "one") => {
+                read_modify_write(&keys, pause, &mut conn, rec).await;
+            }
+            (_, "read") => {
+                let _: Result<Option<i64>, _> = conn.get("ctr:0").await;
+                sleep_us(pause).await;
+            }
+            _ => sleep_us(pause).await,
+        }
+        rec.record(&name, "cs_exit", Kind::Invoke, "-");
+        let _ = writeln!(stdout, "out {} {name}", cfg.id);
+        let _ = stdout.flush();
+        for (held, guard) in guards {
+            release_recorded(rec, &held, guard).await;
+        }
+        for watcher in watchers {
+            watcher.abort();
+        }
+        done += 1;
+    }
+    Ok(())
+}
+
+/// The unfenced read-modify-write of the counters of `keys`: all read, a pause, all written
+/// with the value read + 1.
+async fn read_modify_write(
+    keys: &[usize],
+    pause: u64,
+    conn: &mut MultiplexedConnection,
+    rec: &mut Recorder,
+) {
+    let mut read = Vec::new();
+    for &k in keys {
+        let value: Result<Option<i64>, _> = conn.get(format!("ctr:{k}")).await;
+        match value {
+            Ok(value) => read.push((k, value.unwrap_or(0))),
+            Err(err) => {
+                rec.record(&k.to_string(), "write", Kind::Fail, err);
+            }
+        }
+    }
+    sleep_us(pause).await;
+    for (k, value) in read {
+        let key = k.to_string();
+        rec.record(&key, "write", Kind::Invoke, value + 1);
+        match conn.set::<_, _, ()>(format!("ctr:{k}"), value + 1).await {
+            Ok(()) => rec.record(&key, "write", Kind::Ok, value + 1),
+            Err(err) => rec.record(&key, "write", Kind::Info, err),
+        };
+    }
 }
 
 /// The non-atomic work on the resources: fenced writes at the start and the end, an unfenced
@@ -438,6 +752,11 @@ mod tests {
             mode: Mode::GetDelRelease,
             seed: 42,
             node_timeout: Duration::from_millis(50),
+            cluster: true,
+            wait: Duration::from_millis(2500),
+            limit: 3,
+            writer: true,
+            subset: (2, 4),
         };
         let back = WorkerConfig::decode(&cfg.encode()).unwrap();
         assert_eq!(back.encode(), cfg.encode());
