@@ -573,11 +573,12 @@ impl RedisLock {
     /// Takes `target` as the async client does, in `mode`, on the background runtime.
     fn acquire_target(
         &self,
-        target: Target,
+        target: Target<'_>,
         options: AcquireOptions,
         mode: Mode,
     ) -> Result<LockGuard> {
         let core = std::sync::Arc::clone(self.locks.core());
+        let target = target.into_owned();
         let guard = self.run(async move { core.acquire_target(target, &options, mode).await })?;
         Ok(LockGuard {
             guard: Arc::new(guard),

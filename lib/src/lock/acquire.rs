@@ -2,6 +2,7 @@
 //! release), the guard built with its lease and watchdog; and what `with_lock` does once the
 //! work is done.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,13 +37,26 @@ pub(crate) enum Mode {
 
 /// What an acquisition takes: a key (or several) and the shape of the hold there.
 #[derive(Debug)]
-pub(crate) struct Target {
-    /// The key as the caller gave it (of several, the first in wire order).
-    pub(crate) key: String,
+pub(crate) struct Target<'k> {
+    /// The key as the caller gave it (of several, the first in wire order); borrowed, so that
+    /// an acquisition copies it once, into its guard.
+    pub(crate) key: Cow<'k, str>,
     pub(crate) wire: String,
     pub(crate) shape: Shape,
     /// Several keys: each as the caller gave it, in wire order (empty for one key).
     pub(crate) keys: Vec<String>,
+}
+
+impl Target<'_> {
+    /// The same target, owning its key (to send it to another task).
+    pub(crate) fn into_owned(self) -> Target<'static> {
+        Target {
+            key: Cow::Owned(self.key.into_owned()),
+            wire: self.wire,
+            shape: self.shape,
+            keys: self.keys,
+        }
+    }
 }
 
 /// Which lease-set primitive a key is used as.
@@ -58,9 +72,9 @@ pub(crate) enum SetKind {
 
 impl Core {
     /// The target of a mutex at `key`.
-    pub(crate) fn mutex_target(&self, key: &str) -> Result<Target> {
+    pub(crate) fn mutex_target<'k>(&self, key: &'k str) -> Result<Target<'k>> {
         Ok(Target {
-            key: key.to_owned(),
+            key: Cow::Borrowed(key),
             wire: self.wire_key(key)?.into_owned(),
             shape: Shape::Mutex,
             keys: Vec::new(),
@@ -69,7 +83,12 @@ impl Core {
 
     /// The target of a hold of `kind` at `key` (a lease set), taking `permits` permits of a
     /// semaphore. Refused where the store keeps no lease sets (Redlock).
-    pub(crate) fn set_target(&self, key: &str, kind: SetKind, permits: u32) -> Result<Target> {
+    pub(crate) fn set_target<'k>(
+        &self,
+        key: &'k str,
+        kind: SetKind,
+        permits: u32,
+    ) -> Result<Target<'k>> {
         let what = match kind {
             SetKind::Semaphore { .. } => "a semaphore",
             SetKind::Read | SetKind::Write => "a read-write lock",
@@ -109,7 +128,7 @@ impl Core {
             return Err(permits_refused());
         }
         Ok(Target {
-            key: key.to_owned(),
+            key: Cow::Borrowed(key),
             wire: self.wire_key(key)?.into_owned(),
             shape,
             keys: Vec::new(),
@@ -117,7 +136,7 @@ impl Core {
     }
 
     /// The target of the mutexes at `keys`, taken together (repeats count once).
-    pub(crate) fn multi_target<S: AsRef<str>>(&self, keys: &[S]) -> Result<Target> {
+    pub(crate) fn multi_target<S: AsRef<str>>(&self, keys: &[S]) -> Result<Target<'static>> {
         let mut pairs = Vec::with_capacity(keys.len());
         for key in keys {
             let key = key.as_ref();
@@ -134,7 +153,7 @@ impl Core {
         };
         let (wires, keys): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
         Ok(Target {
-            key,
+            key: Cow::Owned(key),
             wire,
             shape: Shape::Multi { keys: wires },
             keys,
@@ -158,7 +177,7 @@ impl Core {
     /// no lock and no waiter registration behind.
     pub(crate) async fn acquire_target(
         self: &Arc<Self>,
-        target: Target,
+        target: Target<'_>,
         options: &AcquireOptions,
         mode: Mode,
     ) -> Result<LockGuard> {
@@ -168,7 +187,7 @@ impl Core {
             shape,
             keys,
         } = target;
-        let key = key.as_str();
+        let key = &*key;
         if options.permits != 1 && !matches!(shape, Shape::Permits { .. }) {
             return Err(permits_refused());
         }
