@@ -13,41 +13,6 @@ use support::{Backend, Fixture, companion, unique_key};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-/// Runs each named behaviour `async fn name(backend: Backend, key: String)` on the shared
-/// Redis, and on the shared Cluster with a key that has a hash tag and one that has none.
-macro_rules! on_redis_and_cluster {
-    ($($name:ident),* $(,)?) => {
-        mod on_redis {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let key = $crate::support::unique_key(stringify!($name));
-                    super::$name($crate::support::Backend::Redis, key).await;
-                }
-            )*
-        }
-        mod on_cluster {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let key = $crate::support::unique_key(stringify!($name));
-                    super::$name($crate::support::Backend::Cluster, key).await;
-                }
-            )*
-        }
-        mod on_cluster_with_hash_tag {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let tag = $crate::support::unique_key(stringify!($name));
-                    let key = format!("user{{{tag}}}:rw");
-                    super::$name($crate::support::Backend::Cluster, key).await;
-                }
-            )*
-        }
-    };
-}
-
 on_redis_and_cluster!(
     two_readers_hold_at_once,
     a_writer_is_refused_while_a_reader_holds,

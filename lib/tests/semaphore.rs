@@ -18,41 +18,6 @@ use support::{Backend, Fixture, RawConn, companion, raw_conn, unique_key};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-/// Runs each named behaviour `async fn name(backend: Backend, key: String)` on the shared
-/// Redis, and on the shared Cluster with a key that has a hash tag and one that has none.
-macro_rules! on_redis_and_cluster {
-    ($($name:ident),* $(,)?) => {
-        mod on_redis {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let key = $crate::support::unique_key(stringify!($name));
-                    super::$name($crate::support::Backend::Redis, key).await;
-                }
-            )*
-        }
-        mod on_cluster {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let key = $crate::support::unique_key(stringify!($name));
-                    super::$name($crate::support::Backend::Cluster, key).await;
-                }
-            )*
-        }
-        mod on_cluster_with_hash_tag {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let tag = $crate::support::unique_key(stringify!($name));
-                    let key = format!("{{{tag}}}:sem");
-                    super::$name($crate::support::Backend::Cluster, key).await;
-                }
-            )*
-        }
-    };
-}
-
 on_redis_and_cluster!(
     a_limit_of_3_admits_3_and_refuses_the_4th,
     several_permits_are_taken_at_once,

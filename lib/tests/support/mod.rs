@@ -218,3 +218,39 @@ macro_rules! on_every_store {
         }
     };
 }
+
+/// Runs each named behaviour `async fn name(backend: Backend, key: String)` on the shared
+/// Redis, and on the shared Cluster with a key that has a hash tag and one that has none.
+#[macro_export]
+macro_rules! on_redis_and_cluster {
+    ($($name:ident),* $(,)?) => {
+        mod on_redis {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let key = $crate::support::unique_key(stringify!($name));
+                    super::$name($crate::support::Backend::Redis, key).await;
+                }
+            )*
+        }
+        mod on_cluster {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let key = $crate::support::unique_key(stringify!($name));
+                    super::$name($crate::support::Backend::Cluster, key).await;
+                }
+            )*
+        }
+        mod on_cluster_with_hash_tag {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let tag = $crate::support::unique_key(stringify!($name));
+                    let key = format!("user{{{tag}}}:k");
+                    super::$name($crate::support::Backend::Cluster, key).await;
+                }
+            )*
+        }
+    };
+}

@@ -256,25 +256,30 @@ mod tests {
         }
     }
 
+    /// Every script of this module.
+    fn all() -> [&'static super::LuaScript; 15] {
+        [
+            &super::ACQUIRE,
+            &super::RELEASE,
+            &super::FORCE_RELEASE,
+            &super::EXTEND,
+            &super::CANCEL_WAIT,
+            &super::STATUS,
+            &super::MULTI_ACQUIRE,
+            &super::MULTI_RELEASE,
+            &super::MULTI_EXTEND,
+            &super::MULTI_CANCEL,
+            &super::SET_ACQUIRE,
+            &super::SET_RELEASE,
+            &super::SET_EXTEND,
+            &super::SET_CANCEL,
+            &super::SET_STATUS,
+        ]
+    }
+
     #[test]
     fn every_script_declares_the_keys_it_uses() {
-        for script in [
-            &*super::ACQUIRE,
-            &*super::RELEASE,
-            &*super::FORCE_RELEASE,
-            &*super::EXTEND,
-            &*super::CANCEL_WAIT,
-            &*super::STATUS,
-            &*super::MULTI_ACQUIRE,
-            &*super::MULTI_RELEASE,
-            &*super::MULTI_EXTEND,
-            &*super::MULTI_CANCEL,
-            &*super::SET_ACQUIRE,
-            &*super::SET_RELEASE,
-            &*super::SET_EXTEND,
-            &*super::SET_CANCEL,
-            &*super::SET_STATUS,
-        ] {
+        for script in all() {
             // The script's own text, after the prelude (which names no key).
             let own = &script.text[include_str!("../../../lua/prelude.lua").len()..];
             let used = (1..10)
@@ -294,23 +299,7 @@ mod tests {
 
     #[test]
     fn every_script_is_sent_with_the_prelude() {
-        for script in [
-            &*super::ACQUIRE,
-            &*super::RELEASE,
-            &*super::FORCE_RELEASE,
-            &*super::EXTEND,
-            &*super::CANCEL_WAIT,
-            &*super::STATUS,
-            &*super::MULTI_ACQUIRE,
-            &*super::MULTI_RELEASE,
-            &*super::MULTI_EXTEND,
-            &*super::MULTI_CANCEL,
-            &*super::SET_ACQUIRE,
-            &*super::SET_RELEASE,
-            &*super::SET_EXTEND,
-            &*super::SET_CANCEL,
-            &*super::SET_STATUS,
-        ] {
+        for script in all() {
             assert!(script.text.starts_with("-- prelude.lua: "));
         }
     }
@@ -333,14 +322,7 @@ mod tests {
             let after_prelude = &script.text[include_str!("../../../lua/prelude.lua").len()..];
             assert!(after_prelude.starts_with(shared));
         }
-        for script in [
-            &*super::ACQUIRE,
-            &*super::RELEASE,
-            &*super::FORCE_RELEASE,
-            &*super::EXTEND,
-            &*super::CANCEL_WAIT,
-            &*super::STATUS,
-        ] {
+        for script in &all()[..10] {
             assert!(!script.text.contains("-- lease_set.lua: "));
         }
     }
