@@ -71,6 +71,22 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # More than a mutex
+//!
+//! The same guards, waiting and wake-ups serve a counting semaphore whose permits expire
+//! ([`RedisLock::semaphore`], [`Semaphore`]), a read-write lock ([`RedisLock::rw_lock`],
+//! [`RwLock`]: a waiting writer holds back later readers) and several locks taken all or none
+//! ([`RedisLock::acquire_all`]). Their waiters are served in arrival order.
+//!
+//! ```no_run
+//! # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+//! let permit = locks.semaphore("encoders", 3).acquire().await?; // at most 3 at once
+//! permit.release().await?;
+//! let both = locks.acquire_all(&["accounts:1", "accounts:2"]).await?;
+//! both.release().await?;
+//! # Ok(()) }
+//! ```
+//!
 //! A guard that is dropped instead releases its lock in the background, on the runtime. At the
 //! end of a program, await [`RedisLock::close`] before `main` returns, so that release is sent
 //! before the runtime goes (see [`LockGuard`]'s drop behaviour); the blocking client's guards

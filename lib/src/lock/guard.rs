@@ -20,7 +20,10 @@ use crate::store::Owned;
 /// without renewal, or when Redis says it is gone.
 ///
 /// Made by [`RedisLock::acquire`](crate::RedisLock::acquire) and
-/// [`RedisLock::try_acquire`](crate::RedisLock::try_acquire) (and their `_with` forms).
+/// [`RedisLock::try_acquire`](crate::RedisLock::try_acquire) (and their `_with` forms); also
+/// the hold of a semaphore's permits ([`Semaphore`](crate::Semaphore)), of a read-write lock
+/// ([`RwLock`](crate::RwLock)) and of several keys at once
+/// ([`acquire_all`](crate::RedisLock::acquire_all)), with the same lease, renewal and loss.
 /// The documented way to end it is [`release`](Self::release)`.await`.
 ///
 /// # Guarantees
