@@ -12,15 +12,19 @@ const BIN: &str = env!("CARGO_BIN_EXE_redislock");
 
 /// `redislock ARGS` with the read end of its stdout pipe closed before it writes, as in
 /// `redislock lock k | true`.
+///
+/// The read end is closed before the child is started, and never leaves this process: a read
+/// end kept open while the child starts could be inherited, for the moment between `fork` and
+/// `exec`, by a process another test thread starts, and the child's write would then succeed.
 fn run_into_a_closed_pipe(args: &[&str]) -> Output {
-    let mut child = redislock()
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    drop(read);
+    redislock()
         .args(args)
-        .stdout(Stdio::piped())
+        .stdout(Stdio::from(write))
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    child.wait_with_output().unwrap()
+        .output()
+        .unwrap()
 }
 
 /// `redislock ARGS >&-`: started with its stdout closed.
