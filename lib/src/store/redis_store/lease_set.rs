@@ -57,10 +57,8 @@ use redis::aio::ConnectionLike;
 
 use super::protocol::{self, Companion};
 use super::wake::WakeHub;
-use super::{RedisStore, Try, millis, scripts};
-use crate::store::{
-    Acquire, AcquireRequest, Owned, Reply, SetStatus, Share, StoreError, StoreResult, Waiter,
-};
+use super::{Expected, RedisStore, Try, invoke_expecting, millis, scripts};
+use crate::store::{Acquire, AcquireRequest, Owned, Reply, SetStatus, Share, StoreResult, Waiter};
 
 impl<C> RedisStore<C>
 where
@@ -235,12 +233,8 @@ where
 }
 
 /// Runs a lease-set script `call` on the set at `key`. When Redis says a key holds the wrong
-/// type, the error names which (one round trip, on that path only): the set, or the companion
-/// overwritten with another type.
-#[allow(
-    clippy::manual_async_fn,
-    reason = "an `async fn` keeps each argument twice in its future"
-)]
+/// type, the error names which: the set (a zset), its queue or leases (zsets), its fencing
+/// counter (a string).
 fn set_invoke<'a, T, C>(
     call: &'a scripts::Call<'_>,
     conn: &'a mut C,
@@ -250,50 +244,12 @@ where
     T: redis::FromRedisValue + 'a,
     C: ConnectionLike + Send,
 {
-    async move {
-        match call.invoke_async(conn).await.map_err(StoreError::from) {
-            // Boxed: the diagnosis is rare, and would otherwise enlarge every call's future.
-            Err(StoreError::WrongType { found, .. }) => {
-                Err(Box::pin(set_wrong_type(conn, key, found)).await)
-            }
-            other => other,
-        }
-    }
-}
-
-/// Which key of the lease set at `key` holds a type it cannot use: the set (a zset), its queue
-/// or leases (zsets), its fencing counter (a string); `found` if none can be told.
-async fn set_wrong_type<C: ConnectionLike + Send>(
-    conn: &mut C,
-    key: &str,
-    found: String,
-) -> StoreError {
-    let companions = [
-        (Companion::queue(key), "zset"),
-        (Companion::alive(key), "zset"),
-        (Companion::fence(key), "string"),
-    ];
-    let mut pipe = redis::pipe();
-    pipe.cmd("TYPE").arg(key);
-    for (companion, _) in &companions {
-        pipe.cmd("TYPE").arg(companion);
-    }
-    let types: redis::RedisResult<Vec<String>> = pipe.query_async(conn).await;
-    let wrong =
-        |found: String, companion: Option<String>| StoreError::WrongType { found, companion };
-    let Ok(types) = types else {
-        return wrong(found, None);
-    };
-    let mut types = types.into_iter();
-    if let Some(set) = types.next()
-        && !matches!(set.as_str(), "zset" | "none")
-    {
-        return wrong(set, None);
-    }
-    for ((companion, expected), kind) in companions.iter().zip(types) {
-        if kind != *expected && kind != "none" {
-            return wrong(kind, Some(companion.to_string()));
-        }
-    }
-    wrong(found, None)
+    invoke_expecting(call, conn, move || {
+        vec![
+            Expected::key(key, "zset"),
+            Expected::companion(Companion::queue(key), "zset"),
+            Expected::companion(Companion::alive(key), "zset"),
+            Expected::companion(Companion::fence(key), "string"),
+        ]
+    })
 }

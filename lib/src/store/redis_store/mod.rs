@@ -486,11 +486,7 @@ impl Touches {
 
 /// Runs a script `call` on the lock at `key`. When Redis says a key holds the wrong type, the
 /// error names which: the lock key, or the companion key (of those the call `touches`) that was
-/// overwritten with another type (one round trip, on that path only).
-#[allow(
-    clippy::manual_async_fn,
-    reason = "an `async fn` keeps each argument twice in its future"
-)]
+/// overwritten with another type (see [`invoke_expecting`]).
 fn invoke<'a, T, C>(
     call: &'a scripts::Call<'_>,
     conn: &'a mut C,
@@ -501,52 +497,98 @@ where
     T: redis::FromRedisValue + 'a,
     C: ConnectionLike + Send,
 {
+    invoke_expecting(call, conn, move || {
+        let mut expected = vec![Expected::key(key, "string")];
+        if touches.waiters {
+            expected.push(Expected::companion(Companion::waiters(key), "zset"));
+        }
+        if touches.fence {
+            expected.push(Expected::companion(Companion::fence(key), "string"));
+        }
+        expected
+    })
+}
+
+/// A key a script may find holding a type it cannot use: its name, the type it must hold when
+/// it exists, and whether an error names it in full (a companion, or another key of a
+/// multi-key lock) rather than as the lock's own key.
+pub(super) struct Expected {
+    key: String,
+    kind: &'static str,
+    named: bool,
+}
+
+impl Expected {
+    /// The lock's own key, which the error names as the caller gave it.
+    pub(super) fn key(key: &str, kind: &'static str) -> Self {
+        Self {
+            key: key.to_owned(),
+            kind,
+            named: false,
+        }
+    }
+
+    /// A key the error names in full.
+    pub(super) fn companion(key: impl ToString, kind: &'static str) -> Self {
+        Self {
+            key: key.to_string(),
+            kind,
+            named: true,
+        }
+    }
+}
+
+/// Runs a script `call`. When Redis says a key holds the wrong type, one round trip (on that
+/// path only) asks the `TYPE` of each key `expected` lists, and the error names the first that
+/// holds another type than it must; `found` as Redis said it if none can be told.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` keeps each argument twice in its future"
+)]
+pub(super) fn invoke_expecting<'a, T, C>(
+    call: &'a scripts::Call<'_>,
+    conn: &'a mut C,
+    expected: impl FnOnce() -> Vec<Expected> + Send + 'a,
+) -> impl Future<Output = StoreResult<T>> + 'a
+where
+    T: redis::FromRedisValue + 'a,
+    C: ConnectionLike + Send,
+{
     async move {
         match call.invoke_async(conn).await.map_err(StoreError::from) {
             // Boxed: the diagnosis is rare, and would otherwise enlarge every call's future.
             Err(StoreError::WrongType { found, .. }) => {
-                Err(Box::pin(wrong_type(conn, key, found, touches)).await)
+                Err(Box::pin(wrong_type(conn, found, expected())).await)
             }
             other => other,
         }
     }
 }
 
-/// Which key of the lock at `key` holds a type it cannot use; `found` if none can be told.
+/// Which of `expected` holds a type it cannot use; `found` if none can be told.
 async fn wrong_type<C: ConnectionLike + Send>(
     conn: &mut C,
-    key: &str,
     found: String,
-    touches: Touches,
+    expected: Vec<Expected>,
 ) -> StoreError {
-    let companions = Companions::of(key);
-    let types: redis::RedisResult<(String, String, String)> = redis::pipe()
-        .cmd("TYPE")
-        .arg(key)
-        .cmd("TYPE")
-        .arg(&companions.waiters)
-        .cmd("TYPE")
-        .arg(&companions.fence)
-        .query_async(conn)
-        .await;
-    let Ok((lock, waiters, fence)) = types else {
-        return StoreError::WrongType {
-            found,
-            companion: None,
-        };
-    };
-    let wrong =
-        |found: String, companion: Option<String>| StoreError::WrongType { found, companion };
-    if !matches!(lock.as_str(), "string" | "none") {
-        return wrong(lock, None);
+    let mut pipe = redis::pipe();
+    for Expected { key, .. } in &expected {
+        pipe.cmd("TYPE").arg(key);
     }
-    if touches.waiters && !matches!(waiters.as_str(), "zset" | "none") {
-        return wrong(waiters, Some(companions.waiters));
+    let types: redis::RedisResult<Vec<String>> = pipe.query_async(conn).await;
+    let types = types.unwrap_or_default();
+    for (Expected { key, kind, named }, held) in expected.into_iter().zip(types) {
+        if held != kind && held != "none" {
+            return StoreError::WrongType {
+                found: held,
+                companion: named.then_some(key),
+            };
+        }
     }
-    if touches.fence && !matches!(fence.as_str(), "string" | "none") {
-        return wrong(fence, Some(companions.fence));
+    StoreError::WrongType {
+        found,
+        companion: None,
     }
-    wrong(found, None)
 }
 
 /// What a compare-and-something script returned: 1 done, 0 no key, -1 another value.

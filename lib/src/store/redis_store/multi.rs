@@ -25,7 +25,7 @@ use redis::{ErrorKind, FromRedisValue, RedisError};
 
 use super::protocol::{self, Companion, HANDOFF_RESERVATION};
 use super::scripts::{self, Call};
-use super::{RedisStore, Try, WakeHub, millis, owned};
+use super::{Expected, RedisStore, Try, WakeHub, invoke_expecting, millis, owned};
 use crate::store::{
     Acquire, AcquireRequest, Owned, Reply, StoreError, StoreResult, Waiter, server_code,
 };
@@ -323,60 +323,27 @@ fn flag(on: bool) -> &'static str {
 }
 
 /// Runs a script `call` on the keys of `group`. When Redis says a key holds the wrong type,
-/// the error names which (one round trip, on that path only): the lock's key (`first`) as the
-/// lock's, another of its keys or a companion by its full name.
+/// the error names which: the lock's key (`first`) as the lock's, another of its keys or a
+/// companion by its full name.
 async fn run<T, C>(call: &Call<'_>, conn: &mut C, group: &[&str], first: &str) -> StoreResult<T>
 where
     T: FromRedisValue,
     C: ConnectionLike + Send,
 {
-    match call.invoke_async(conn).await.map_err(StoreError::from) {
-        // Boxed: the diagnosis is rare, and would otherwise enlarge every call's future.
-        Err(StoreError::WrongType { found, .. }) => {
-            Err(Box::pin(wrong_type(conn, group, first, found)).await)
+    invoke_expecting(call, conn, || {
+        let mut expected = Vec::with_capacity(group.len() * 3);
+        for &key in group {
+            expected.push(if key == first {
+                Expected::key(key, "string")
+            } else {
+                Expected::companion(key, "string")
+            });
+            expected.push(Expected::companion(Companion::waiters(key), "zset"));
+            expected.push(Expected::companion(Companion::fence(key), "string"));
         }
-        other => other,
-    }
-}
-
-/// Which key of `group` (or of their companions) holds a type the scripts cannot use; `found`
-/// if none can be told.
-async fn wrong_type<C: ConnectionLike + Send>(
-    conn: &mut C,
-    group: &[&str],
-    first: &str,
-    found: String,
-) -> StoreError {
-    let mut pipe = redis::pipe();
-    for &key in group {
-        pipe.cmd("TYPE")
-            .arg(key)
-            .cmd("TYPE")
-            .arg(Companion::waiters(key))
-            .cmd("TYPE")
-            .arg(Companion::fence(key));
-    }
-    let types: redis::RedisResult<Vec<String>> = pipe.query_async(conn).await;
-    let wrong =
-        |found: String, companion: Option<String>| StoreError::WrongType { found, companion };
-    let Ok(types) = types else {
-        return wrong(found, None);
-    };
-    for (&key, kinds) in group.iter().zip(types.chunks(3)) {
-        let [lock, waiters, fence] = kinds else {
-            break;
-        };
-        if !matches!(lock.as_str(), "string" | "none") {
-            return wrong(lock.clone(), (key != first).then(|| key.to_owned()));
-        }
-        if !matches!(waiters.as_str(), "zset" | "none") {
-            return wrong(waiters.clone(), Some(Companion::waiters(key).to_string()));
-        }
-        if !matches!(fence.as_str(), "string" | "none") {
-            return wrong(fence.clone(), Some(Companion::fence(key).to_string()));
-        }
-    }
-    wrong(found, None)
+        expected
+    })
+    .await
 }
 
 /// `keys` by Redis Cluster hash slot, in ascending slot order, each group in the order of
