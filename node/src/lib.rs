@@ -1,0 +1,342 @@
+//! The native half of the Node package `ac-redislock`: a napi-rs addon over
+//! [`ac_redislock::RedisLock`]. It maps types and nothing more; the lock logic is the crate's.
+//!
+//! JavaScript never calls this directly: `index.js` (the package's entry) wraps it with the
+//! original's API (`init`, `lockKey`, `releaseLock`, `getLock`, `create`) and the lease API
+//! (`acquire`, `using`), and turns the errors below into the original's error objects.
+//!
+//! # Errors across the boundary
+//!
+//! Every rejection carries the crate's error as `[Kind] message`, `Kind` being the
+//! [`LockError`] variant (`Locked`, `NotOwner`, `NotHeld`, `Lost`, `WrongType`,
+//! `InvalidInput`, `Unavailable`, `Redis`, ...); the message is the error with its causes
+//! ([`ErrorChain`]). No message ever holds a lock token.
+
+// napi-rs's macros generate items (registration functions, `impl` blocks for the JS classes)
+// without docs and `pub` items that are only used through Node's module table; the lints
+// would fire on generated code, not on ours. Scoped to this crate, which is nothing but the
+// binding; every item written here has its doc comment all the same.
+#![allow(missing_docs, unreachable_pub)]
+// napi-rs's `#[napi]` expands to `unsafe` FFI glue (the module registration and the value
+// conversions); none is written by hand here.
+#![allow(unsafe_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ac_redislock::{
+    AcquireOptions, ErrorChain, LockError, LockGuard, LockParams, LossReason, RedisLock,
+    ReleaseParams,
+};
+use napi::bindgen_prelude::{Error, Result, Status};
+use napi_derive::napi;
+use tokio::sync::Mutex;
+
+/// The longest expiry, key and value the package accepts. The original sets no limit of its
+/// own; these are far above any real lock and keep a mistake from sending megabytes.
+const MAX_EXPIRES: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+const MAX_KEY_LEN: usize = 64 * 1024;
+const MAX_VALUE_LEN: usize = 64 * 1024;
+
+/// The variant of a [`LockError`], as the JavaScript layer reads it.
+fn kind(err: &LockError) -> &'static str {
+    match err {
+        LockError::Locked { .. } => "Locked",
+        LockError::NotOwner { .. } => "NotOwner",
+        LockError::NotHeld { .. } => "NotHeld",
+        LockError::Lost { .. } => "Lost",
+        LockError::WrongType { .. } => "WrongType",
+        LockError::InvalidInput(_) => "InvalidInput",
+        LockError::Unavailable { .. } | LockError::NotClosed(_) => "Unavailable",
+        LockError::QuorumNotReached { .. } => "QuorumNotReached",
+        LockError::Redis(_) => "Redis",
+        _ => "Other",
+    }
+}
+
+/// Turns a crate error into a JS rejection: `[Kind] message with its causes`.
+fn to_js(err: &LockError) -> Error {
+    Error::new(
+        Status::GenericFailure,
+        format!("[{}] {}", kind(err), ErrorChain(err)),
+    )
+}
+
+/// A rejection for a bad argument that the crate never saw.
+fn invalid(reason: &str) -> Error {
+    Error::new(Status::InvalidArg, format!("[InvalidInput] {reason}"))
+}
+
+/// Milliseconds from JavaScript (a `number`) as a [`Duration`], refusing what is not a
+/// finite, positive number.
+fn millis(ms: f64, what: &str) -> Result<Duration> {
+    if !ms.is_finite() || ms <= 0.0 {
+        return Err(invalid(&format!(
+            "{what} must be a positive number of milliseconds"
+        )));
+    }
+    Duration::try_from_secs_f64(ms / 1000.0).map_err(|_| invalid(&format!("{what} is too large")))
+}
+
+/// The name of a [`LossReason`], as the lease's `lost()` promise resolves it.
+fn loss_name(reason: LossReason) -> &'static str {
+    match reason {
+        LossReason::Expired => "expired",
+        LossReason::Deleted => "deleted",
+        LossReason::TakenOver => "takenOver",
+        LossReason::Unavailable => "unavailable",
+        LossReason::MaxHold => "maxHold",
+        LossReason::Released => "released",
+        LossReason::Closed => "closed",
+        _ => "other",
+    }
+}
+
+/// Options of a client, set once when it is made.
+#[napi(object)]
+pub struct ClientOptions {
+    /// The instance default of the original's `suppressMismatch`. Default: `false`.
+    pub suppress_mismatch: Option<bool>,
+    /// No call waits longer than this for Redis, in milliseconds. Default: 3000.
+    pub command_timeout_ms: Option<f64>,
+    /// A PEM certificate (or several) to trust for `rediss://` besides the system's roots.
+    pub tls_ca: Option<String>,
+    /// A prefix added to every key on the wire (an ioredis client's `keyPrefix`). Default: none.
+    pub key_prefix: Option<String>,
+}
+
+/// A lock client: one `RedisLock`, on Redis or in memory.
+#[napi]
+pub struct Client {
+    locks: RedisLock,
+}
+
+/// Makes the builder with the package's limits and the caller's options.
+fn builder(options: &ClientOptions) -> Result<ac_redislock::RedisLockBuilder> {
+    let mut builder = RedisLock::builder()
+        .max_expires(MAX_EXPIRES)
+        .max_key_len(MAX_KEY_LEN)
+        .max_value_len(MAX_VALUE_LEN)
+        .suppress_mismatch(options.suppress_mismatch.unwrap_or(false));
+    if let Some(ms) = options.command_timeout_ms {
+        builder = builder.command_timeout(millis(ms, "commandTimeout")?);
+    }
+    if let Some(prefix) = &options.key_prefix {
+        builder = builder.key_prefix(prefix.clone());
+    }
+    if let Some(ca) = &options.tls_ca {
+        builder = builder.tls_root_certificate(ca.as_bytes().to_vec());
+    }
+    Ok(builder)
+}
+
+/// Makes a client on the in-process store: the original's fallback when no Redis is given.
+#[napi]
+pub fn in_memory(options: ClientOptions) -> Result<Client> {
+    let locks = builder(&options)?
+        .build_in_memory()
+        .map_err(|err| to_js(&err))?;
+    Ok(Client { locks })
+}
+
+/// Makes a client on the Redis at `url` (`redis://`, `rediss://`, `unix://`); it connects on
+/// first use and reconnects by itself.
+#[napi]
+pub async fn connect(url: String, options: ClientOptions) -> Result<Client> {
+    // Async so that it runs on the addon's Tokio runtime, which the connection needs.
+    let locks = builder(&options)?
+        .build_from_url(&url)
+        .map_err(|err| to_js(&err))?;
+    Ok(Client { locks })
+}
+
+/// Options of [`Client::acquire`], in milliseconds.
+#[napi(object)]
+pub struct LeaseOptions {
+    /// The lease. Default: 10 000.
+    pub ttl_ms: Option<f64>,
+    /// How long to wait for a held lock; 0 makes one attempt. Default: 10 000.
+    pub wait_ms: Option<f64>,
+    /// Renew in the background (every third of the ttl) until released. Default: `false`.
+    pub auto_renew: Option<bool>,
+    /// Draw a fencing token, strictly increasing per key. Default: `false`.
+    pub fencing: Option<bool>,
+}
+
+#[napi]
+impl Client {
+    /// The original's `lockKey`: `SET key value EX seconds NX`; resolves to the value stored.
+    #[napi]
+    pub async fn lock_key(
+        &self,
+        key: String,
+        expires_ms: f64,
+        value: Option<String>,
+    ) -> Result<String> {
+        let mut params = LockParams::new(key).expires(millis(expires_ms, "expires")?);
+        if let Some(value) = value {
+            params = params.value(value);
+        }
+        self.locks.lock_key(params).await.map_err(|err| to_js(&err))
+    }
+
+    /// The original's `releaseLock`: with a value an atomic compare-and-delete, without one a
+    /// force release. `suppress_mismatch` overrides the client's setting for this call.
+    #[napi]
+    pub async fn release_lock(
+        &self,
+        key: String,
+        value: Option<String>,
+        suppress_mismatch: Option<bool>,
+    ) -> Result<()> {
+        let mut params = ReleaseParams::new(key);
+        if let Some(value) = value {
+            params = params.value(value);
+        }
+        if let Some(suppress) = suppress_mismatch {
+            params = params.suppress_mismatch(suppress);
+        }
+        self.locks
+            .release_lock(params)
+            .await
+            .map_err(|err| to_js(&err))
+    }
+
+    /// The original's `getLock`: the value stored at `key`, or `null`.
+    #[napi]
+    pub async fn get_lock(&self, key: String) -> Result<Option<String>> {
+        self.locks.get_lock(&key).await.map_err(|err| to_js(&err))
+    }
+
+    /// Takes the lock at `key` as a lease (waiting per the options) and returns it.
+    #[napi]
+    pub async fn acquire(&self, key: String, options: LeaseOptions) -> Result<Lease> {
+        let mut acquire = AcquireOptions::new()
+            .auto_renew(options.auto_renew.unwrap_or(false))
+            .fencing(options.fencing.unwrap_or(false));
+        if let Some(ms) = options.ttl_ms {
+            acquire = acquire.ttl(millis(ms, "ttl")?);
+        }
+        let wait = match options.wait_ms {
+            Some(ms) if ms == 0.0 => None,
+            Some(ms) => Some(millis(ms, "wait")?),
+            None => Some(ac_redislock::DEFAULT_WAIT),
+        };
+        let guard = match wait {
+            Some(wait) => self.locks.acquire_with(&key, acquire.wait(wait)).await,
+            None => self.locks.try_acquire_with(&key, acquire).await,
+        }
+        .map_err(|err| to_js(&err))?;
+        Ok(Lease::new(guard))
+    }
+
+    /// Closes the client: stops new calls and releases what its leases still hold.
+    #[napi]
+    pub async fn close(&self) -> Result<()> {
+        self.locks
+            .close()
+            .await
+            .map_err(|err| to_js(&LockError::from(err)))
+    }
+}
+
+/// A held lease: the JavaScript face of a [`LockGuard`].
+#[napi]
+pub struct Lease {
+    key: String,
+    token: String,
+    fence: Option<u64>,
+    guard: Arc<Mutex<Option<LockGuard>>>,
+}
+
+impl Lease {
+    fn new(guard: LockGuard) -> Self {
+        Self {
+            key: guard.key().to_owned(),
+            token: guard.token().to_owned(),
+            fence: guard.fencing_token(),
+            guard: Arc::new(Mutex::new(Some(guard))),
+        }
+    }
+}
+
+#[napi]
+impl Lease {
+    /// The key held.
+    #[napi(getter)]
+    pub fn key(&self) -> String {
+        self.key.clone()
+    }
+
+    /// The value the key holds while the lease lasts (pass it to `releaseLock` elsewhere).
+    #[napi(getter)]
+    pub fn value(&self) -> String {
+        self.token.clone()
+    }
+
+    /// The fencing token, when asked for; below 2^53 (it starts at the server's clock in
+    /// microseconds), so a JavaScript number holds it exactly.
+    #[napi(getter)]
+    pub fn fencing_token(&self) -> Option<f64> {
+        #[expect(clippy::cast_precision_loss, reason = "tokens stay below 2^53")]
+        self.fence.map(|fence| fence as f64)
+    }
+
+    /// Whether the lease still holds (monotonic clock, drift margin included).
+    #[napi(getter)]
+    pub fn is_held(&self) -> bool {
+        self.guard
+            .try_lock()
+            .map(|guard| guard.as_ref().is_some_and(LockGuard::is_held))
+            .unwrap_or(true)
+    }
+
+    /// Milliseconds the lease has left, 0 once it ended.
+    #[napi(getter)]
+    pub fn remaining_ms(&self) -> f64 {
+        self.guard.try_lock().map_or(0.0, |guard| {
+            guard
+                .as_ref()
+                .map_or(0.0, |guard| guard.remaining().as_secs_f64() * 1000.0)
+        })
+    }
+
+    /// Resolves with the reason the lease ended: `released` after a release, or the loss
+    /// (`expired`, `deleted`, `takenOver`, `unavailable`, `maxHold`, `closed`).
+    #[napi]
+    pub async fn lost(&self) -> Result<String> {
+        let lost = match self.guard.lock().await.as_ref() {
+            Some(guard) => guard.lost(),
+            None => return Ok(loss_name(LossReason::Released).to_owned()),
+        };
+        Ok(loss_name(lost.await).to_owned())
+    }
+
+    /// Sets the lease to `ttl_ms` from now if the key still holds it; resolves to the
+    /// milliseconds it now has.
+    #[napi]
+    pub async fn extend(&self, ttl_ms: f64) -> Result<f64> {
+        let ttl = millis(ttl_ms, "ttl")?;
+        let guard = self.guard.lock().await;
+        let Some(guard) = guard.as_ref() else {
+            return Err(to_js(&LockError::Lost {
+                key: self.key.clone(),
+                reason: LossReason::Released,
+            }));
+        };
+        let left = guard.extend(ttl).await.map_err(|err| to_js(&err))?;
+        Ok(left.as_secs_f64() * 1000.0)
+    }
+
+    /// Releases the lock (atomic compare-and-delete; waiters are woken) and stops renewal.
+    #[napi]
+    pub async fn release(&self) -> Result<()> {
+        let Some(guard) = self.guard.lock().await.take() else {
+            return Err(to_js(&LockError::Lost {
+                key: self.key.clone(),
+                reason: LossReason::Released,
+            }));
+        };
+        guard.release().await.map_err(|err| to_js(&err))
+    }
+}
