@@ -169,7 +169,7 @@ function redisLock () {
     if (redis) {
       // The original's test connection; a read of a key no lock uses, so nothing is written.
       try {
-        await next.getLock('ac-redislock:init-check')
+        await next.getLock('ac-redislock-node-init-check')
       } catch (err) {
         emit(logger, 'error', { message: 'cannotConnectToRedis' })
         throw fromNative(err, 'init')
