@@ -5,6 +5,7 @@
 const native = require('./lib/native')
 const { ACError, ReplyError, fromNative } = require('./lib/errors')
 const { connection } = require('./lib/redis-options')
+const { Batcher } = require('./lib/batch')
 
 const DEFAULT_EXPIRES = 10 // seconds, as the original
 const DEFAULT_TTL = 10000 // ms, the lease API
@@ -121,6 +122,7 @@ class Lease {
 
 function redisLock () {
   let client // the addon's Client; none before init
+  let batch // its Batcher, for the seed calls
   let initialized = false
   let logger = console
   let logLevel = 'log'
@@ -130,6 +132,11 @@ function redisLock () {
   function ready (fn) {
     if (!client) throw new ACError(`${fn}_notInitialized`, -1, 'call init() first')
     return client
+  }
+
+  function batcher (fn) {
+    ready(fn)
+    return batch
   }
 
   /**
@@ -158,6 +165,7 @@ function redisLock () {
     }
     const previous = client
     client = next
+    batch = new Batcher(next)
     initialized = true
     logger = nextLogger
     logLevel = logLevelValue || 'log'
@@ -188,10 +196,10 @@ function redisLock () {
     const seconds = checkExpires(expires)
     const text = value === undefined || value === null ? undefined : valueText(value, 'lockKey')
     if (text === '') throw new ACError('lockKey_value_mustNotBeEmpty')
-    const c = ready('lockKey')
+    const b = batcher('lockKey')
     let stored
     try {
-      stored = await c.lockKey(key, seconds * 1000, text)
+      stored = await b.call('lockKey', key, text, seconds * 1000)
     } catch (err) {
       const mapped = fromNative(err, 'lockKey')
       if (mapped.code === 423) {
@@ -214,9 +222,9 @@ function redisLock () {
     const { redisKey, value, suppressMismatch: suppress = suppressMismatch } = params || {}
     const key = checkKey(redisKey, 'releaseLock')
     const text = value ? valueText(value, 'releaseLock') : undefined
-    const c = ready('releaseLock')
+    const b = batcher('releaseLock')
     try {
-      await c.releaseLock(key, text, false)
+      await b.call('releaseLock', key, text, 0, false)
     } catch (err) {
       const mapped = fromNative(err, 'releaseLock')
       if (mapped.message === 'releaseLock_valueMismatch') {
@@ -236,10 +244,10 @@ function redisLock () {
   const getLock = async (params) => {
     const { redisKey, value } = params || {}
     const key = checkKey(redisKey, 'getLock')
-    const c = ready('getLock')
+    const b = batcher('getLock')
     let stored
     try {
-      stored = await c.getLock(key)
+      stored = await b.call('getLock', key)
     } catch (err) {
       const mapped = fromNative(err, 'getLock')
       emit(logger, 'error', { message: mapped.message, redisKey: key, reason: mapped.reason })
@@ -308,6 +316,7 @@ function redisLock () {
   const close = async () => {
     const c = client
     client = undefined
+    batch = undefined
     initialized = false
     if (c) {
       try {

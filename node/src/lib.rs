@@ -38,6 +38,27 @@ const MAX_EXPIRES: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 const MAX_KEY_LEN: usize = 64 * 1024;
 const MAX_VALUE_LEN: usize = 64 * 1024;
 
+/// Sets up the addon's Tokio runtime when Node loads it: one worker thread (plus the JavaScript
+/// thread that submits the calls), so a call, its connection's task and its reply are handled
+/// on one thread without waking another. Set `AC_REDISLOCK_WORKER_THREADS` for more.
+#[napi_derive::module_init]
+fn init_runtime() {
+    let workers = std::env::var("AC_REDISLOCK_WORKER_THREADS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(1);
+    // If the runtime cannot be built here, napi-rs builds its default one on first use.
+    if let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("ac-redislock")
+        .enable_all()
+        .build()
+    {
+        napi::bindgen_prelude::create_custom_tokio_runtime(runtime);
+    }
+}
+
 /// The variant of a [`LockError`], as the JavaScript layer reads it.
 fn kind(err: &LockError) -> &'static str {
     match err {
@@ -150,6 +171,23 @@ pub async fn connect(url: String, options: ClientOptions) -> Result<Client> {
     Ok(Client { locks })
 }
 
+/// What each call of a batch resolved to, by position: the value (for `lockKey`, the value
+/// stored; for `getLock`, the value read, `null` when free), or the error as `[Kind] message`.
+#[napi(object)]
+pub struct BatchOutcome {
+    /// The value of each call (`null` for a release, an error or a free key).
+    pub values: Vec<Option<String>>,
+    /// The error of each call, or `null`.
+    pub errors: Vec<Option<String>>,
+}
+
+/// A batch call's kind: `lockKey`.
+const OP_LOCK: u32 = 0;
+/// A batch call's kind: `releaseLock`.
+const OP_RELEASE: u32 = 1;
+/// A batch call's kind: `getLock`.
+const OP_GET: u32 = 2;
+
 /// Options of [`Client::acquire`], in milliseconds.
 #[napi(object)]
 pub struct LeaseOptions {
@@ -206,6 +244,83 @@ impl Client {
     #[napi]
     pub async fn get_lock(&self, key: String) -> Result<Option<String>> {
         self.locks.get_lock(&key).await.map_err(|err| to_js(&err))
+    }
+
+    /// Runs several seed calls at once, given column by column (`ops[i]` is 0 for lockKey, 1
+    /// for releaseLock, 2 for getLock, with `keys[i]`, `values[i]` (none: `null`),
+    /// `expires_ms[i]` for a lock, `suppress[i]` for a release), and resolves when all have
+    /// answered.
+    ///
+    /// Why: each call across the boundary costs a promise and a wake-up of the JavaScript
+    /// thread; the JavaScript layer gathers the calls made in one tick into one batch, which
+    /// costs one. The calls run concurrently (one task polls them all; the connection pipelines
+    /// them), each exactly as its own method would run it.
+    #[napi]
+    pub async fn run_batch(
+        &self,
+        ops: Vec<u32>,
+        keys: Vec<String>,
+        values: Vec<Option<String>>,
+        expires_ms: Vec<f64>,
+        suppress: Vec<bool>,
+    ) -> Result<BatchOutcome> {
+        let n = ops.len();
+        if keys.len() != n || values.len() != n || expires_ms.len() != n || suppress.len() != n {
+            return Err(invalid("a batch's columns differ in length"));
+        }
+        let calls = ops
+            .into_iter()
+            .zip(keys)
+            .zip(values)
+            .zip(expires_ms)
+            .zip(suppress)
+            .map(|((((op, key), value), ms), suppress)| async move {
+                match op {
+                    OP_LOCK => {
+                        let expires = millis(ms, "expires")?;
+                        let mut params = LockParams::new(key).expires(expires);
+                        if let Some(value) = value {
+                            params = params.value(value);
+                        }
+                        self.locks
+                            .lock_key(params)
+                            .await
+                            .map(Some)
+                            .map_err(|err| to_js(&err))
+                    }
+                    OP_RELEASE => {
+                        let mut params = ReleaseParams::new(key).suppress_mismatch(suppress);
+                        if let Some(value) = value {
+                            params = params.value(value);
+                        }
+                        self.locks
+                            .release_lock(params)
+                            .await
+                            .map(|()| None)
+                            .map_err(|err| to_js(&err))
+                    }
+                    OP_GET => self.locks.get_lock(&key).await.map_err(|err| to_js(&err)),
+                    _ => Err(invalid("unknown batch call")),
+                }
+            });
+        let outcomes = futures_util::future::join_all(calls).await;
+        let mut batch = BatchOutcome {
+            values: Vec::with_capacity(n),
+            errors: Vec::with_capacity(n),
+        };
+        for outcome in outcomes {
+            match outcome {
+                Ok(value) => {
+                    batch.values.push(value);
+                    batch.errors.push(None);
+                }
+                Err(err) => {
+                    batch.values.push(None);
+                    batch.errors.push(Some(err.reason));
+                }
+            }
+        }
+        Ok(batch)
     }
 
     /// Takes the lock at `key` as a lease (waiting per the options) and returns it.
