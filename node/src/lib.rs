@@ -11,15 +11,9 @@
 //! [`LockError`] variant (`Locked`, `NotOwner`, `NotHeld`, `Lost`, `WrongType`,
 //! `InvalidInput`, `Unavailable`, `Redis`, ...); the message is the error with its causes
 //! ([`ErrorChain`]). No message ever holds a lock token.
-
-// napi-rs's macros generate items (registration functions, `impl` blocks for the JS classes)
-// without docs and `pub` items that are only used through Node's module table; the lints
-// would fire on generated code, not on ours. Scoped to this crate, which is nothing but the
-// binding; every item written here has its doc comment all the same.
-#![allow(missing_docs, unreachable_pub)]
-// napi-rs's `#[napi]` expands to `unsafe` FFI glue (the module registration and the value
-// conversions); none is written by hand here.
-#![allow(unsafe_code)]
+//!
+//! The workspace lints hold here as everywhere: napi-rs's `#[napi]` expansions need no
+//! `allow` (their FFI glue is marked by the macros themselves).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -332,10 +326,11 @@ impl Client {
         if let Some(ms) = options.ttl_ms {
             acquire = acquire.ttl(millis(ms, "ttl")?);
         }
+        // A wait of 0 is one attempt.
         let wait = match options.wait_ms {
-            Some(ms) if ms == 0.0 => None,
-            Some(ms) => Some(millis(ms, "wait")?),
             None => Some(ac_redislock::DEFAULT_WAIT),
+            Some(ms) if ms.abs() < f64::EPSILON => None,
+            Some(ms) => Some(millis(ms, "wait")?),
         };
         let guard = match wait {
             Some(wait) => self.locks.acquire_with(&key, acquire.wait(wait)).await,
