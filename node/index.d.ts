@@ -28,12 +28,12 @@ declare namespace redisLock {
     reInit?: boolean
   }
 
-  export interface LockKeyParams<V extends string | number | bigint = string> {
+  export interface LockKeyParams {
     redisKey: string | number
     /** Seconds, a whole number above 0. Default: 10. */
     expires?: number | string
-    /** The value to store. Default: a random token (40 hex characters). */
-    value?: V
+    /** The value to store. Default (none, or null): a random token (40 hex characters). */
+    value?: string | number | bigint | null
   }
 
   export interface ReleaseLockParams {
@@ -101,7 +101,8 @@ declare namespace redisLock {
   export interface RedisLock {
     init(params?: InitParams): Promise<void>
     /** Resolves to `value` exactly as given (or the generated token); rejects resource_locked (423). */
-    lockKey<V extends string | number | bigint = string>(params: LockKeyParams<V>): Promise<V>
+    lockKey(params: LockKeyParams & { value?: null }): Promise<string>
+    lockKey<V extends string | number | bigint>(params: LockKeyParams & { value: V }): Promise<V>
     releaseLock(params: ReleaseLockParams): Promise<void>
     /** The stored value, or null. */
     getLock(params: GetLockParams): Promise<string | null>
