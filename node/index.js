@@ -72,17 +72,27 @@ class Lease {
   constructor (handle, logger) {
     this.#native = handle
     this.#logger = logger
-    this.#controller = new AbortController()
     this.key = handle.key
     this.fencingToken = handle.fencingToken ?? null
-    this.signal = this.#controller.signal
-    handle.lost().then((reason) => {
-      if (reason === 'released') return
-      const err = new ACError('lease_lost', 410, `the lease on ${JSON.stringify(this.key)} ended: ${reason}`)
-      err.lossReason = reason
-      emit(this.#logger, 'warn', { message: 'lease_lost', redisKey: this.key, reason })
-      this.#controller.abort(err)
-    }, () => {})
+  }
+
+  /**
+   * Aborted when the lease is lost (not when it is released). Made on first use: the watch
+   * for the loss (a pending call into the addon) costs more than the rest of a lease, so a
+   * lease whose signal nobody reads does not pay for it.
+   */
+  get signal () {
+    if (!this.#controller) {
+      this.#controller = new AbortController()
+      this.#native.lost().then((reason) => {
+        if (reason === 'released') return
+        const err = new ACError('lease_lost', 410, `the lease on ${JSON.stringify(this.key)} ended: ${reason}`)
+        err.lossReason = reason
+        emit(this.#logger, 'warn', { message: 'lease_lost', redisKey: this.key, reason })
+        this.#controller.abort(err)
+      }, () => {})
+    }
+    return this.#controller.signal
   }
 
   /** The value the key holds while the lease lasts (a random token). */
@@ -92,7 +102,7 @@ class Lease {
 
   /** Whether the lease still holds, by the local monotonic clock minus the drift margin. */
   get isHeld () {
-    return !this.signal.aborted && this.#native.isHeld
+    return !(this.#controller && this.#controller.signal.aborted) && this.#native.isHeld
   }
 
   /** Milliseconds the lease has left (0 once it ended). */
