@@ -110,8 +110,8 @@ describe('leases on Redis', () => {
 
   it('autoRenew keeps the lease past its ttl', async () => {
     const k = key()
-    const lease = await locks.acquire(k, { ttl: 600, autoRenew: true })
-    await sleep(1500)
+    const lease = await locks.acquire(k, { ttl: 1000, autoRenew: true })
+    await sleep(2500)
     assert.equal(lease.isHeld, true)
     assert.equal(lease.signal.aborted, false)
     assert.equal(await raw.get(k), lease.value)
