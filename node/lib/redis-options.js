@@ -33,11 +33,15 @@ function build ({ host, port, path, username, password, db, tls }) {
   let auth = ''
   if (username || password) auth = `${enc(username || '')}${password ? `:${enc(password)}` : ''}@`
   const scheme = tls ? 'rediss' : 'redis'
-  let url = `${scheme}://${auth}${hostPart(host)}:${port || 6379}/${db || 0}`
+  const url = `${scheme}://${auth}${hostPart(host)}:${port || 6379}/${db || 0}`
   if (tls && typeof tls === 'object') {
     const ca = pem(tls.ca)
     if (ca) options.tlsCa = ca
-    if (tls.rejectUnauthorized === false) url += '#insecure'
+    if (tls.rejectUnauthorized === false) {
+      // The addon always verifies the server's certificate: give it the `ca` instead.
+      throw new ACError('init_tlsRejectUnauthorizedNotSupported', -1,
+        'TLS without certificate verification (rejectUnauthorized: false) is not supported; pass the server\'s CA as tls.ca')
+    }
   }
   return { url, options }
 }

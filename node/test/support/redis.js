@@ -5,6 +5,7 @@
 const { spawn } = require('node:child_process')
 const fs = require('node:fs')
 const net = require('node:net')
+const tls = require('node:tls')
 const os = require('node:os')
 const path = require('node:path')
 
@@ -23,12 +24,14 @@ function freePort () {
   })
 }
 
-function ping (port) {
+function ping (port, ca) {
   return new Promise((resolve) => {
-    const sock = net.connect(port, '127.0.0.1')
+    const sock = ca
+      ? tls.connect({ port, host: '127.0.0.1', ca, servername: 'localhost' })
+      : net.connect(port, '127.0.0.1')
     let data = ''
     sock.setTimeout(500)
-    sock.on('connect', () => sock.write('PING\r\n'))
+    sock.on(ca ? 'secureConnect' : 'connect', () => sock.write('PING\r\n'))
     sock.on('data', (d) => {
       data += d
       if (data.includes('\r\n')) {
@@ -73,13 +76,18 @@ class RedisServer {
  * Starts `redis-server --port P --save '' --appendonly no` (plus `extra` arguments) on a free
  * port and waits until it answers PING. Throws with the server's log if it does not.
  */
-async function startRedis (extra = [], { port: wanted } = {}) {
+async function startRedis (extra = [], { port: wanted, tls: certs } = {}) {
   let lastError
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = wanted || (await freePort())
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'acrl-node-'))
     const logFile = path.join(dir, 'redis.log')
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    // With `tls` ({ cert, key, ca }: file paths), the port speaks TLS only.
+    const listen = certs
+      ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', certs.cert,
+          '--tls-key-file', certs.key, '--tls-ca-cert-file', certs.ca, '--tls-auth-clients', 'no']
+      : ['--port', String(port)]
+    const args = [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
       '--dir', dir, '--logfile', logFile, ...extra]
     let child
     try {
@@ -95,7 +103,7 @@ async function startRedis (extra = [], { port: wanted } = {}) {
       const err = await Promise.race([spawnError, sleep(0).then(() => null)])
       if (err) throw new Error(`cannot start ${BIN} (is redis-server installed?): ${err.message}`)
       if (child.exitCode !== null) break
-      if (await ping(port)) return server
+      if (await ping(port, certs && fs.readFileSync(certs.ca))) return server
       await sleep(20)
     }
     const log = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '(no log)'
@@ -112,4 +120,20 @@ process.on('exit', () => {
   }
 })
 
-module.exports = { startRedis, freePort, sleep }
+/**
+ * A CA and a server certificate for localhost and 127.0.0.1, made with openssl in a temporary
+ * folder: { dir, ca, cert, key } (file paths). Throws if openssl fails.
+ */
+function makeCerts () {
+  const { execFileSync } = require('node:child_process')
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'acrl-node-tls-'))
+  const f = (name) => path.join(dir, name)
+  const run = (...args) => execFileSync('openssl', args, { stdio: 'pipe' })
+  run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '2', '-subj', '/CN=ac-redislock test CA')
+  run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=localhost')
+  fs.writeFileSync(f('ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n')
+  run('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.crt'), '-days', '2', '-extfile', f('ext'))
+  return { dir, ca: f('ca.crt'), cert: f('server.crt'), key: f('server.key') }
+}
+
+module.exports = { startRedis, freePort, sleep, makeCerts }
