@@ -22,6 +22,7 @@ use ac_redislock::{
     AcquireOptions, ErrorChain, LockError, LockGuard, LockParams, LossReason, RedisLock,
     ReleaseParams,
 };
+use futures_util::StreamExt as _;
 use napi::bindgen_prelude::{Error, Result, Status};
 use napi_derive::napi;
 use tokio::sync::Mutex;
@@ -297,7 +298,12 @@ impl Client {
                     _ => Err(invalid("unknown batch call")),
                 }
             });
-        let outcomes = futures_util::future::join_all(calls).await;
+        // Ordered, and polled only when woken: `join_all` would poll every pending call on
+        // each reply.
+        let outcomes: Vec<_> = calls
+            .collect::<futures_util::stream::FuturesOrdered<_>>()
+            .collect()
+            .await;
         let mut batch = BatchOutcome {
             values: Vec::with_capacity(n),
             errors: Vec::with_capacity(n),
