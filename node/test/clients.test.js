@@ -91,6 +91,26 @@ describe('the user\'s Redis client', () => {
     await locks.close().catch(() => {})
   })
 
+  it('an ioredis client on a unix socket, with its password and db', async () => {
+    const os = require('node:os')
+    const path = require('node:path')
+    const fs = require('node:fs')
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'acrl-sock-'))
+    const sock = path.join(dir, 'redis.sock')
+    const unix = await startRedis(['--unixsocket', sock, '--unixsocketperm', '700', '--requirepass', PASSWORD])
+    const client = new Redis({ path: sock, password: PASSWORD, db: 2, lazyConnect: true })
+    const locks = redisLock.create()
+    await locks.init({ redis: client })
+    const k = key()
+    const v = await locks.lockKey({ redisKey: k })
+    const check = new Redis({ port: unix.port, host: '127.0.0.1', password: PASSWORD, db: 2 })
+    assert.equal(await check.get(k), v, 'in db 2, over the socket')
+    check.disconnect()
+    await locks.close()
+    await unix.stop()
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+
   it('an ioredis Cluster is refused with a clear error', async () => {
     const cluster = new Redis.Cluster([{ host: '127.0.0.1', port: server.port }], { lazyConnect: true })
     const locks = redisLock.create()
