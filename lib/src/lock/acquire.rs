@@ -216,6 +216,7 @@ impl Core {
             }
             .into());
         }
+        let holder = options.checked_holder(&shape)?;
         let renewal = self.renewal(options, mode, ttl)?;
         let wait = match mode {
             Mode::Try => Duration::ZERO,
@@ -241,9 +242,9 @@ impl Core {
                 token: token.clone(),
                 expiry,
                 fencing: options.fencing,
-                // WAIT must follow a write of the waiter's own connection: it takes the lock
-                // itself.
-                direct: options.replicas.is_none(),
+                // WAIT must follow a write of the waiter's own connection, and a label is
+                // written with the lock: such a waiter takes the lock itself.
+                direct: options.replicas.is_none() && holder.is_none(),
                 lease: registration_lease,
             })
         } else {
@@ -273,6 +274,7 @@ impl Core {
                     .as_ref()
                     .map(|waiter| WaiterRegistration { waiter, registered }),
                 fencing: options.fencing,
+                holder,
                 probe: false,
             };
             // No later than the attempt's own send time: a lock given to this waiter after

@@ -95,6 +95,7 @@ impl Core {
             expiry,
             waiter: None,
             fencing: false,
+            holder: None,
             probe: false,
         };
         let within = expiry.as_duration();
