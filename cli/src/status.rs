@@ -13,7 +13,7 @@ use ac_redislock::{LockError, LockState, LockStatus, RedisLock, RwLockStatus};
 use crate::cli::StatusArgs;
 use crate::exit::{DEFAULT_CONFLICT, Exit};
 use crate::output::{print_line, print_text};
-use crate::report::{describe, error_line, fail, human, print_error};
+use crate::report::{describe, error_line, fail, human, print_error, printable};
 use crate::signals::Signals;
 
 /// How often `--watch` refreshes.
@@ -118,20 +118,6 @@ fn set_parts(key: &str, set: &RwLockStatus) -> (String, Vec<String>) {
         details.push(format!("{} waiting", set.waiters));
     }
     (head, details)
-}
-
-/// A label as it may reach a terminal: control characters (which labels set through the
-/// library cannot hold, but anyone who can write to Redis can put there) escaped.
-fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 /// One JSON object: key, state, held, ttl_ms, fencing_counter, waiters, holder, held_for_ms,
@@ -309,12 +295,6 @@ mod tests {
     fn json_strings_escape_what_json_requires() {
         assert_eq!(json_string("a\"b\\c\nd\u{1}"), r#""a\"b\\c\nd\u0001""#);
         assert_eq!(json_string("锁"), "\"锁\"");
-    }
-
-    #[test]
-    fn labels_reach_the_terminal_without_control_characters() {
-        assert_eq!(printable("web-3:4121 job"), "web-3:4121 job");
-        assert_eq!(printable("\u{1b}[2Jx\n"), "\\u{1b}[2Jx\\n");
     }
 
     #[test]

@@ -98,7 +98,15 @@ fn status_shows_the_label_given_with_lock_and_never_the_token() {
         "{json}"
     );
     assert!(json.contains(r#""held_since_ms":1"#), "{json}");
-    for shown in [&line, &json] {
+    // A conflict names the holder.
+    let conflict = run(&["run", &k, "--nonblock", "--", "true"]);
+    assert_eq!(code(&conflict), 1);
+    let said = stderr(&conflict);
+    assert!(
+        said.contains("is locked by another owner (web-3:4121 nightly, for "),
+        "{said}"
+    );
+    for shown in [&line, &json, &said] {
         assert!(!shown.contains(&token), "the token was printed: {shown}");
     }
     assert_eq!(code(&run(&["release", &k, "--value", &token])), 0);
