@@ -528,7 +528,8 @@ fn example_path(name: &str) -> std::path::PathBuf {
         .unwrap();
     assert!(
         path.exists(),
-        "{} not built: run the tests with `cargo test -p ac-redislock --features metrics`",
+        "{} not built: `cargo build -p ac-redislock --features metrics --example prometheus` \
+         (or run every test of the package: `cargo test -p ac-redislock --features metrics`)",
         path.display()
     );
     path
