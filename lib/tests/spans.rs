@@ -25,13 +25,12 @@ on_every_store!(
     the_seed_api_has_the_same_spans,
 );
 
-/// A span as the layer saw it: its name, its fields as recorded (last value wins), its
-/// parent's name, and the messages of the events inside it.
+/// A span as the layer saw it: its name, its fields as recorded (last value wins), and the
+/// messages of the events inside it.
 #[derive(Debug, Clone, Default)]
 struct Seen {
     name: &'static str,
     fields: BTreeMap<String, String>,
-    parent: Option<&'static str>,
     events: Vec<String>,
 }
 
@@ -55,13 +54,9 @@ impl Visit for Fields<'_> {
 }
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _ctx: Context<'_, S>) {
         let mut seen = Seen {
             name: attrs.metadata().name(),
-            parent: ctx
-                .span(id)
-                .and_then(|span| span.parent())
-                .map(|parent| parent.name()),
             ..Seen::default()
         };
         attrs.record(&mut Fields(&mut seen.fields));

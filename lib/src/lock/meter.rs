@@ -225,9 +225,12 @@ mod on {
 
     use metrics::{Counter, Gauge, Histogram, Label};
 
-    use super::{Acquired, Primitive};
     use crate::error::{LockError, LossReason, UnavailableReason};
-    use crate::lock::metrics as names;
+    use crate::lock::meter::{Acquired, Primitive};
+    use crate::lock::metrics::{
+        ACQUIRE_WAIT, ACQUISITIONS, BACKEND_ERRORS, CONTENDED, HANDOFFS, HOLD, HOLDS, LEASES_LOST,
+        RENEWAL_FAILURES, RENEWALS, WAITERS,
+    };
 
     const PRIMITIVES: usize = 5;
     const OUTCOMES: usize = 4;
@@ -269,8 +272,8 @@ mod on {
     /// The handles of one client's series, registered on first use (all but those with a
     /// `key` label, which are registered at each update).
     #[derive(Debug, Default)]
-    pub(super) struct Handles {
-        pub(super) keys: bool,
+    pub(crate) struct Handles {
+        pub(crate) keys: bool,
         acquisitions: [Cells<Counter, OUTCOMES>; PRIMITIVES],
         waits: [Cells<Histogram, OUTCOMES>; PRIMITIVES],
         holds_for: Cells<Histogram, PRIMITIVES>,
@@ -339,21 +342,21 @@ mod on {
     }
 
     impl Handles {
-        pub(super) fn new(keys: bool) -> Self {
+        pub(crate) fn new(keys: bool) -> Self {
             Self {
                 keys,
                 ..Self::default()
             }
         }
 
-        pub(super) fn acquired(&self, p: Primitive, key: &str, outcome: Acquired, wait: Duration) {
+        pub(crate) fn acquired(&self, p: Primitive, key: &str, outcome: Acquired, wait: Duration) {
             let pairs = [("primitive", p.as_str()), ("outcome", outcome.as_str())];
             let (p, o) = (p as usize, outcome as usize);
             with!(
                 self,
                 counter,
                 self.acquisitions[p][o],
-                names::ACQUISITIONS,
+                ACQUISITIONS,
                 pairs,
                 key,
                 |h| h.increment(1)
@@ -362,57 +365,43 @@ mod on {
                 self,
                 histogram,
                 self.waits[p][o],
-                names::ACQUIRE_WAIT,
+                ACQUIRE_WAIT,
                 pairs,
                 key,
                 |h| h.record(wait)
             );
         }
 
-        pub(super) fn contended(&self, p: Primitive, key: &str) {
+        pub(crate) fn contended(&self, p: Primitive, key: &str) {
             let (i, pairs) = primitive(p);
             with!(
                 self,
                 counter,
                 self.contended[i],
-                names::CONTENDED,
+                CONTENDED,
                 pairs,
                 key,
                 |h| h.increment(1)
             );
         }
 
-        pub(super) fn handed_off(&self, p: Primitive, key: &str) {
+        pub(crate) fn handed_off(&self, p: Primitive, key: &str) {
             let (i, pairs) = primitive(p);
-            with!(
-                self,
-                counter,
-                self.handoffs[i],
-                names::HANDOFFS,
-                pairs,
-                key,
-                |h| h.increment(1)
-            );
+            with!(self, counter, self.handoffs[i], HANDOFFS, pairs, key, |h| h
+                .increment(1));
         }
 
-        pub(super) fn renewed(&self, p: Primitive, key: &str, ok: bool) {
+        pub(crate) fn renewed(&self, p: Primitive, key: &str, ok: bool) {
             let (i, pairs) = primitive(p);
             if ok {
-                with!(
-                    self,
-                    counter,
-                    self.renewals[i],
-                    names::RENEWALS,
-                    pairs,
-                    key,
-                    |h| h.increment(1)
-                );
+                with!(self, counter, self.renewals[i], RENEWALS, pairs, key, |h| h
+                    .increment(1));
             } else {
                 with!(
                     self,
                     counter,
                     self.renewal_failures[i],
-                    names::RENEWAL_FAILURES,
+                    RENEWAL_FAILURES,
                     pairs,
                     key,
                     |h| h.increment(1)
@@ -420,13 +409,13 @@ mod on {
             }
         }
 
-        pub(super) fn hold_began(&self, p: Primitive, key: &str) {
+        pub(crate) fn hold_began(&self, p: Primitive, key: &str) {
             let (i, pairs) = primitive(p);
-            with!(self, gauge, self.holds[i], names::HOLDS, pairs, key, |h| h
+            with!(self, gauge, self.holds[i], HOLDS, pairs, key, |h| h
                 .increment(1.0));
         }
 
-        pub(super) fn hold_ended(
+        pub(crate) fn hold_ended(
             &self,
             p: Primitive,
             key: &str,
@@ -434,17 +423,10 @@ mod on {
             reason: LossReason,
         ) {
             let (i, pairs) = primitive(p);
-            with!(self, gauge, self.holds[i], names::HOLDS, pairs, key, |h| h
+            with!(self, gauge, self.holds[i], HOLDS, pairs, key, |h| h
                 .decrement(1.0));
-            with!(
-                self,
-                histogram,
-                self.holds_for[i],
-                names::HOLD,
-                pairs,
-                key,
-                |h| h.record(held)
-            );
+            with!(self, histogram, self.holds_for[i], HOLD, pairs, key, |h| h
+                .record(held));
             if let Some(reason) = loss_label(reason) {
                 let pairs = [("primitive", p.as_str()), ("reason", reason)];
                 let r = reason_index(reason);
@@ -452,7 +434,7 @@ mod on {
                     self,
                     counter,
                     self.lost[i][r],
-                    names::LEASES_LOST,
+                    LEASES_LOST,
                     pairs,
                     key,
                     |h| h.increment(1)
@@ -460,21 +442,14 @@ mod on {
             }
         }
 
-        pub(super) fn waiting(&self, p: Primitive, key: &str, began: bool) {
+        pub(crate) fn waiting(&self, p: Primitive, key: &str, began: bool) {
             let (i, pairs) = primitive(p);
             let delta = if began { 1.0 } else { -1.0 };
-            with!(
-                self,
-                gauge,
-                self.waiters[i],
-                names::WAITERS,
-                pairs,
-                key,
-                |h| h.increment(delta)
-            );
+            with!(self, gauge, self.waiters[i], WAITERS, pairs, key, |h| h
+                .increment(delta));
         }
 
-        pub(super) fn failed(&self, key: &str, err: &LockError) {
+        pub(crate) fn failed(&self, key: &str, err: &LockError) {
             let Some(kind) = backend_label(err) else {
                 return;
             };
@@ -483,7 +458,7 @@ mod on {
                 self,
                 counter,
                 self.backend[kind_index(kind)],
-                names::BACKEND_ERRORS,
+                BACKEND_ERRORS,
                 pairs,
                 key,
                 |h| h.increment(1)
