@@ -13,7 +13,7 @@ use ac_redislock::{
     ReleaseParams, RetryPolicy,
 };
 use redis::AsyncCommands;
-use support::{Backend, Fixture, RedisServer, companion, raw_conn, unique_key};
+use support::{Backend, Fixture, LoseReply, RedisServer, companion, raw_conn, unique_key};
 use tokio::time::Instant;
 
 on_every_store!(
@@ -539,4 +539,58 @@ async fn redlock_shows_the_label_a_majority_of_nodes_keeps() {
             .unwrap();
         assert!(keys.is_empty(), "left on a node: {keys:?}");
     }
+}
+
+/// A labelled attempt whose reply was lost with its connection after it ran is retried; the
+/// retry finds the lock holding its own token, and the label is the attempt's, with one start.
+/// Dropped while waiting, a labelled acquisition leaves neither a registration nor a label.
+#[tokio::test]
+async fn a_labelled_attempt_whose_reply_was_lost_keeps_its_label() {
+    let server = RedisServer::start();
+    let conn = LoseReply::new(raw_conn(&server).await);
+    let trigger = conn.trigger();
+    let locks = RedisLock::new(conn);
+    // The scripts loaded, so that the command whose reply is lost runs.
+    let warm = locks
+        .try_acquire_with(&unique_key("warm"), labelled("w"))
+        .await
+        .unwrap();
+    warm.release().await.unwrap();
+
+    let key = unique_key("lost-labelled");
+    trigger.arm("EVALSHA");
+    let guard = locks.try_acquire_with(&key, labelled("w1")).await.unwrap();
+    assert!(trigger.fired());
+    let status = locks.status(&key).await.unwrap();
+    assert_eq!(status.holder.as_deref(), Some("w1"), "{status:?}");
+    assert_eq!(
+        locks.get_lock(&key).await.unwrap().as_deref(),
+        Some(guard.token())
+    );
+
+    // A labelled waiter that gives up: nothing of it stays.
+    let other = RedisLock::new(raw_conn(&server).await);
+    let waiting = labelled("w2").wait(Duration::from_secs(30));
+    let key2 = key.clone();
+    let waiter = tokio::spawn(async move { other.acquire_with(&key2, waiting).await });
+    let mut raw = raw_conn(&server).await;
+    support::wait_for_waiters(&mut raw, &key, 1).await;
+    waiter.abort();
+    let _ = waiter.await;
+    guard.release().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = locks.status(&key).await.unwrap();
+        if status.state == LockState::Free && status.waiters == 0 {
+            assert_eq!(status.holder, None);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !raw.exists::<_, bool>(companion(&key, "holder"))
+            .await
+            .unwrap()
+    );
 }
