@@ -13,6 +13,32 @@ use common::{code, key, on_a_terminal, redislock, run, stderr, stdout, wait_unti
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+/// A child killed when the test ends, passed or failed, so that a failing test leaves no
+/// `redislock status --watch` (or `run`) behind.
+struct Killed(Child);
+
+impl std::ops::Deref for Killed {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Killed {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn send(pid: u32, signal: Signal) {
     kill(Pid::from_raw(pid as i32), signal).unwrap();
 }
@@ -136,12 +162,14 @@ fn run_labels_its_lock_with_host_pid_and_command_unless_told_otherwise() {
         (vec!["--holder", "nightly-backup"], Some("nightly-backup")),
         (vec!["--no-holder"], Some("")),
     ] {
-        let mut holder = redislock()
-            .args(["run", &k])
-            .args(&extra)
-            .args(["--", "sh", "-c", "exec sleep 30"])
-            .spawn()
-            .unwrap();
+        let mut holder = Killed(
+            redislock()
+                .args(["run", &k])
+                .args(&extra)
+                .args(["--", "sh", "-c", "exec sleep 30"])
+                .spawn()
+                .unwrap(),
+        );
         wait_until_held(&k);
         let line = stdout(&run(&["status", &k]));
         match want {
@@ -167,12 +195,14 @@ fn watch_on_a_pipe_prints_a_line_a_second_and_a_signal_ends_it() {
     let k = key("watch-pipe");
     let token = stdout(&run(&["lock", &k, "--ttl", "60s", "--holder", "w1"]));
     for (signal, want) in [(Signal::SIGINT, 130), (Signal::SIGTERM, 143)] {
-        let mut watch = redislock()
-            .args(["status", &k, "--watch"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut watch = Killed(
+            redislock()
+                .args(["status", &k, "--watch"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
         let out = Gathered::from(watch.stdout.take().unwrap());
         let text = out.wait_for("two refreshes", |t| t.lines().count() >= 2);
         let lines: Vec<&str> = text.lines().collect();
@@ -205,11 +235,13 @@ fn watch_on_a_pipe_prints_a_line_a_second_and_a_signal_ends_it() {
 #[test]
 fn watch_follows_the_lock_and_json_gives_one_object_a_refresh() {
     let k = key("watch-json");
-    let mut watch = redislock()
-        .args(["status", &k, "--watch", "--json"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut watch = Killed(
+        redislock()
+            .args(["status", &k, "--watch", "--json"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let out = Gathered::from(watch.stdout.take().unwrap());
     out.wait_for("a free lock", |t| t.contains(r#""state":"free""#));
     let token = stdout(&run(&["lock", &k, "--ttl", "60s", "--holder", "w2"]));
@@ -233,12 +265,14 @@ fn watch_follows_the_lock_and_json_gives_one_object_a_refresh() {
 #[test]
 fn watch_ends_promptly_when_its_stdout_is_closed() {
     let k = key("watch-closed");
-    let mut watch = redislock()
-        .args(["status", &k, "--watch"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut watch = Killed(
+        redislock()
+            .args(["status", &k, "--watch"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut pipe: ChildStdout = watch.stdout.take().unwrap();
     let mut first = [0u8; 8];
     pipe.read_exact(&mut first).unwrap();
@@ -273,10 +307,10 @@ fn watch_on_a_terminal_redraws_in_place_until_ctrl_c() {
         "--holder",
         "web-3:4121",
     ]));
-    let mut term = on_a_terminal(&format!(
+    let mut term = Killed(on_a_terminal(&format!(
         "stty cols 120 rows 30; exec '{}' status '{k}' --watch",
         env!("CARGO_BIN_EXE_redislock")
-    ));
+    )));
     let out = Gathered::from(term.stdout.take().unwrap());
     // Two refreshes drawn over the first: the cursor goes back up over its three lines (what
     // the lock is, its details, the refresh) and clears them.
@@ -307,12 +341,14 @@ fn watch_on_a_terminal_redraws_in_place_until_ctrl_c() {
 #[test]
 fn status_of_a_semaphore_shows_its_holders() {
     let k = key("sem");
-    let mut runs: Vec<Child> = (0..2)
+    let mut runs: Vec<Killed> = (0..2)
         .map(|_| {
-            redislock()
-                .args(["run", &k, "--limit", "3", "--", "sleep", "30"])
-                .spawn()
-                .unwrap()
+            Killed(
+                redislock()
+                    .args(["run", &k, "--limit", "3", "--", "sleep", "30"])
+                    .spawn()
+                    .unwrap(),
+            )
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(10);
