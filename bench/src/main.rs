@@ -18,9 +18,9 @@
 //!    from 1 task and from [`CONCURRENT_TASKS`] tasks sharing one client, for:
 //!    - *raw*: `SET key token NX PX 10000` then the library's release script
 //!      (`lib/lua/prelude.lua` + `release.lua`) through `redis::Script::invoke_async` on a
-//!      `MultiplexedConnection`, with keys: the lock key, its `waiters` and `fence` companions,
-//!      and arguments: the token, 200 (what the library sends; a script that takes fewer ignores
-//!      the rest). No lock logic at all: the baseline of the ratios, which so measure what the
+//!      `MultiplexedConnection`, with keys: the lock key, its `waiters`, `fence` and `holder`
+//!      companions, and arguments: the token, 200 (what the library sends; a script that takes
+//!      fewer ignores the rest). No lock logic at all: the baseline of the ratios, which so measure what the
 //!      library adds on the client;
 //!    - *raw, plain compare-and-delete*: the same with the textbook one-line compare-and-delete
 //!      script instead, for reference (it cannot hand a lock to a waiter);
@@ -130,6 +130,7 @@ fn lib_release(key: &str, token: &str) -> redis::ScriptInvocation<'static> {
     invocation
         .key(companion(key, "waiters"))
         .key(companion(key, "fence"))
+        .key(companion(key, "holder"))
         .arg(token)
         .arg(RELEASE_RESERVATION_MS);
     invocation

@@ -18,6 +18,7 @@ Examples:
   redislock run deploy --nonblock -E 75 -- make deploy
   TOKEN=$(redislock lock jobs:42 --ttl 5m) && ... && redislock release jobs:42 --value \"$TOKEN\"
   redislock status jobs:42 --json
+  redislock status jobs:42 --watch
   redislock --url redis://a:6379 --url redis://b:6379 --url redis://c:6379 run job -- ./job
   redislock --cluster --url redis://node1:7000 run job -- ./job
   redislock --sentinel mymaster --url redis://sentinel1:26379 run job -- ./job
@@ -177,12 +178,17 @@ Examples:
     #[command(after_help = "Example:\n  redislock get jobs:42")]
     Get(KeyArg),
 
-    /// Show whether a lock is held, for how long, its fencing counter and its waiters. Never
-    /// shows the lock's value.
+    /// Show whether a lock is held, by whom (its holder label, when it has one) and for how
+    /// long, the time left, its fencing counter and its waiters. Never shows the lock's value.
+    ///
+    /// A semaphore's or read-write lock's key shows its holders instead. With --watch, the
+    /// status is shown again every second until Ctrl-C (or another signal: exit 128+N).
     #[command(after_help = "\
 Examples:
   redislock status jobs:42
-  redislock status jobs:42 --json")]
+  redislock status jobs:42 --json
+  redislock status jobs:42 --watch           # redrawn every second; Ctrl-C to stop
+  redislock status jobs:42 --watch | tee log # one line a second")]
     Status(StatusArgs),
 
     /// Set a lock's ttl anew, if it still holds --value.
@@ -218,6 +224,16 @@ pub(crate) struct RunArgs {
     /// Exit code when the lock is held or the wait runs out (default 1, as flock).
     #[arg(short = 'E', long, value_name = "CODE", default_value_t = crate::exit::DEFAULT_CONFLICT)]
     pub(crate) conflict_exit_code: u8,
+
+    /// The holder label `redislock status` shows while the command runs (at most 256 bytes,
+    /// no control characters; anyone who can read the Redis sees it). Default:
+    /// `<host>:<pid> <command name>`, the command's name without its arguments.
+    #[arg(long, value_name = "LABEL", conflicts_with_all = ["no_holder", "keys", "limit", "shared", "exclusive"])]
+    pub(crate) holder: Option<String>,
+
+    /// Take the lock without a holder label.
+    #[arg(long)]
+    pub(crate) no_holder: bool,
 
     /// Draw a fencing token and pass it to the command as REDISLOCK_FENCE.
     #[arg(long)]
@@ -270,6 +286,11 @@ pub(crate) struct LockArgs {
     #[arg(long)]
     pub(crate) value: Option<String>,
 
+    /// A holder label for `redislock status` to show (at most 256 bytes, no control
+    /// characters). Without it, the lock is the Node original's SET NX alone.
+    #[arg(long, value_name = "LABEL")]
+    pub(crate) holder: Option<String>,
+
     /// How long to wait for a held lock (default: one attempt).
     #[arg(short, long, value_name = "DURATION", default_value = "0s", value_parser = duration::parse)]
     pub(crate) wait: Duration,
@@ -303,9 +324,16 @@ pub(crate) struct StatusArgs {
     /// The lock's key.
     pub(crate) key: String,
 
-    /// Print one JSON object: key, state, ttl_ms, fencing_counter, waiters.
+    /// Print one JSON object: key, state, held, ttl_ms, fencing_counter, waiters, holder,
+    /// held_for_ms, held_since_ms (Unix ms, the server's clock), lease_set.
     #[arg(long)]
     pub(crate) json: bool,
+
+    /// Show the status again every second until interrupted: redrawn in place on a terminal,
+    /// one line (or JSON object) per refresh otherwise. Ctrl-C exits with 130, SIGTERM with
+    /// 143.
+    #[arg(long)]
+    pub(crate) watch: bool,
 }
 
 #[derive(Debug, Args)]

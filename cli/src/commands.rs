@@ -1,23 +1,20 @@
 //! The subcommands other than `run`: each takes parsed arguments, talks to Redis through the
 //! library, prints its result and returns how to exit.
 
-use std::fmt::Write as _;
 use std::io;
 
 use ac_redislock::{
-    AcquireOptions, LockError, LockParams, LockState, LockStatus, RedisLock, ReleaseParams,
-    SentinelMaster,
+    AcquireOptions, LockError, LockParams, RedisLock, ReleaseParams, SentinelMaster,
 };
 
-use crate::cli::{Cli, Command, ExtendArgs, Global, KeyArg, LockArgs, ReleaseArgs, StatusArgs};
+use crate::cli::{Cli, Command, ExtendArgs, Global, KeyArg, LockArgs, ReleaseArgs};
 use crate::exit::{DEFAULT_CONFLICT, Exit};
 use crate::output::print_line;
-use crate::report::{
-    describe, error_line, fail, human, name_servers, print_error, report_conflict,
-};
+use crate::report::{describe, error_line, fail, name_servers, print_error, report_conflict};
 use crate::run::run;
 use crate::signals::Signals;
 use crate::spinner::Spinner;
+use crate::status::status;
 
 pub(crate) async fn dispatch(cli: Cli) -> Exit {
     let Cli { global, command } = cli;
@@ -72,10 +69,22 @@ async fn lock(locks: &RedisLock, global: &Global, args: LockArgs) -> Exit {
         key,
         ttl,
         value,
+        holder,
         wait,
         conflict_exit_code,
     } = args;
-    let result = if wait.is_zero() {
+    let result = if let (Some(label), true) = (&holder, wait.is_zero()) {
+        // One attempt, labelled: the library's try (a script that writes the label with the
+        // lock; the lock's value is the same).
+        let mut options = AcquireOptions::new().ttl(ttl).holder(label);
+        if let Some(value) = value {
+            options = options.token(value);
+        }
+        locks
+            .try_acquire_with(&key, options)
+            .await
+            .map(ac_redislock::LockGuard::detach)
+    } else if wait.is_zero() {
         // One attempt: the Node original's command, exactly.
         let mut params = LockParams::new(&key).expires(ttl);
         if let Some(value) = value {
@@ -86,6 +95,9 @@ async fn lock(locks: &RedisLock, global: &Global, args: LockArgs) -> Exit {
         let mut options = AcquireOptions::new().ttl(ttl).wait(wait);
         if let Some(value) = value {
             options = options.token(value);
+        }
+        if let Some(label) = holder {
+            options = options.holder(label);
         }
         // As flock(1), the first signal ends the wait; the waiter's place is withdrawn.
         let mut signals = match Signals::new() {
@@ -179,81 +191,9 @@ async fn get(locks: &RedisLock, args: KeyArg) -> Exit {
     }
 }
 
-async fn status(locks: &RedisLock, args: StatusArgs) -> Exit {
-    let status = match locks.status(&args.key).await {
-        Ok(status) => status,
-        Err(err) => return fail(&err, DEFAULT_CONFLICT),
-    };
-    if args.json {
-        print_result(&status_json(&args.key, &status))
-    } else {
-        let mut line = format!("{}: {}", args.key, status.state.as_str());
-        if let Some(ttl) = status.ttl {
-            let _ = write!(line, ", {} left", human(ttl));
-        } else if status.state == LockState::Held {
-            line.push_str(", no expiry");
-        }
-        if let Some(fence) = status.fencing_counter {
-            let _ = write!(line, ", fencing counter {fence}");
-        }
-        if status.waiters > 0 {
-            let _ = write!(line, ", {} waiting", status.waiters);
-        }
-        print_result(&line)
-    }
-}
-
-fn status_json(key: &str, status: &LockStatus) -> String {
-    let ttl = status
-        .ttl
-        .map_or_else(|| "null".to_owned(), |t| t.as_millis().to_string());
-    let fence = status
-        .fencing_counter
-        .map_or_else(|| "null".to_owned(), |f| f.to_string());
-    format!(
-        r#"{{"key":{},"state":"{}","held":{},"ttl_ms":{ttl},"fencing_counter":{fence},"waiters":{}}}"#,
-        json_string(key),
-        status.state.as_str(),
-        status.state == LockState::Held,
-        status.waiters
-    )
-}
-
-/// A JSON string literal.
-fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 async fn extend(locks: &RedisLock, args: ExtendArgs) -> Exit {
     match locks.extend_lock(&args.key, &args.value, args.ttl).await {
         Ok(()) => Exit::Success,
         Err(err) => fail(&err, DEFAULT_CONFLICT),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_strings_escape_what_json_requires() {
-        assert_eq!(json_string("a\"b\\c\nd\u{1}"), r#""a\"b\\c\nd\u0001""#);
-        assert_eq!(json_string("锁"), "\"锁\"");
     }
 }

@@ -10,6 +10,7 @@ mod report;
 mod run;
 mod signals;
 mod spinner;
+mod status;
 
 use std::process::ExitCode;
 

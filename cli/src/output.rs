@@ -30,6 +30,17 @@ pub(crate) fn print_line(line: &str) -> io::Result<()> {
     out.flush()
 }
 
+/// Writes `text` as it is (a redrawn screen: escapes and newlines included) to stdout and
+/// flushes it; errors as [`print_line`]'s.
+pub(crate) fn print_text(text: &str) -> io::Result<()> {
+    if closed_at_start() {
+        return Err(Errno::EBADF.into());
+    }
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
 /// Whether stdout was closed when the process started. Rust's runtime then opened `/dev/null`
 /// in its place, for reading and writing (`O_RDWR`), which no shell redirection does
 /// (`>/dev/null` opens it write-only): so that is what is looked for. Only `1<>/dev/null` looks

@@ -91,9 +91,9 @@ pub(crate) fn fail(err: &LockError, conflict: u8) -> Exit {
     Exit::for_error(err, conflict)
 }
 
-/// Says who holds `key` and for how long, for a conflict: never the holder's value. A
-/// conflict is an outcome, not an error: with `quiet`, nothing is printed (and Redis is not
-/// asked for the time left).
+/// Says who holds `key` (its holder label, when it has one) and for how long, for a conflict:
+/// never the holder's value. A conflict is an outcome, not an error: with `quiet`, nothing is
+/// printed (and Redis is not asked for the time left).
 pub(crate) async fn report_conflict(
     locks: &RedisLock,
     key: &str,
@@ -104,7 +104,14 @@ pub(crate) async fn report_conflict(
         return Exit::Conflict(conflict);
     }
     let how_long = match locks.status(key).await {
-        Ok(LockStatus { ttl: Some(ttl), .. }) => format!(" (for {} more)", human(ttl)),
+        Ok(LockStatus {
+            ttl: Some(ttl),
+            holder,
+            ..
+        }) => match holder {
+            Some(holder) => format!(" ({}, for {} more)", printable(&holder), human(ttl)),
+            None => format!(" (for {} more)", human(ttl)),
+        },
         _ => String::new(),
     };
     let _ = writeln!(
@@ -112,6 +119,20 @@ pub(crate) async fn report_conflict(
         "redislock: {key:?} is locked by another owner{how_long}"
     );
     Exit::Conflict(conflict)
+}
+
+/// A holder label as it may reach a terminal: control characters (which labels set through the
+/// library cannot hold, but anyone who can write to Redis can put there) escaped.
+pub(crate) fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// `1.2s`, `350ms`, `4m05s`.
@@ -129,6 +150,12 @@ pub(crate) fn human(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_reach_the_terminal_without_control_characters() {
+        assert_eq!(printable("web-3:4121 job"), "web-3:4121 job");
+        assert_eq!(printable("\u{1b}[2Jx\n"), "\\u{1b}[2Jx\\n");
+    }
 
     #[test]
     fn human_durations() {

@@ -30,6 +30,8 @@ pub(crate) async fn run(locks: &RedisLock, global: &Global, args: RunArgs) -> Ex
         wait,
         nonblock,
         conflict_exit_code: conflict,
+        holder,
+        no_holder,
         fencing,
         keys,
         limit,
@@ -56,7 +58,7 @@ pub(crate) async fn run(locks: &RedisLock, global: &Global, args: RunArgs) -> Ex
             return Exit::Backend;
         }
     };
-    let options = AcquireOptions::new()
+    let mut options = AcquireOptions::new()
         .ttl(ttl)
         .wait(if nonblock { Duration::ZERO } else { wait })
         .auto_renew(true)
@@ -65,6 +67,10 @@ pub(crate) async fn run(locks: &RedisLock, global: &Global, args: RunArgs) -> Ex
     // The first signal ends the wait: nothing is started, and the waiter's registration is
     // withdrawn (the acquisition, dropped, does it; the client's close waits for it).
     let what = What::of(locks, &key, keys, limit, shared, exclusive);
+    // Only a lock of one key keeps a label (clap refuses --holder with the others).
+    if matches!(what, What::Lock(_)) && !no_holder {
+        options = options.holder(holder.unwrap_or_else(|| default_label(&command[0])));
+    }
     let acquire = signals.or_first(what.acquire(locks, options));
     let acquired = if nonblock {
         acquire.await
@@ -262,7 +268,50 @@ impl<'a> What<'a> {
     }
 }
 
+/// The holder label of a run with no --holder: `<host>:<pid> <command name>`, without the
+/// command's arguments (they may hold secrets, and anyone who can read the Redis sees the
+/// label), made to fit the library's rules: control characters replaced, at most
+/// [`MAX_HOLDER_LEN`](ac_redislock::MAX_HOLDER_LEN) bytes.
+fn default_label(program: &str) -> String {
+    let host = nix::unistd::gethostname()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "localhost".to_owned());
+    let name = std::path::Path::new(program)
+        .file_name()
+        .map_or_else(|| program.into(), |name| name.to_string_lossy());
+    let label = format!("{host}:{} {name}", std::process::id());
+    let mut fitted = String::with_capacity(label.len());
+    for c in label.chars().map(|c| if c.is_control() { '?' } else { c }) {
+        if fitted.len() + c.len_utf8() > ac_redislock::MAX_HOLDER_LEN {
+            break;
+        }
+        fitted.push(c);
+    }
+    fitted
+}
+
 /// Releases at the end of a failed run; a failure only means the lock expires on its own.
 async fn release(guard: LockGuard) {
     let _ = guard.release().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_label_names_host_pid_and_command_only() {
+        let label = default_label("/usr/local/bin/backup.sh");
+        let pid = std::process::id().to_string();
+        assert!(label.ends_with(&format!(":{pid} backup.sh")), "{label}");
+        assert!(!label.contains("/usr/local"), "{label}");
+        let long = default_label(&"锁".repeat(400));
+        assert!(long.len() <= ac_redislock::MAX_HOLDER_LEN, "{}", long.len());
+        assert!(
+            long.len() > ac_redislock::MAX_HOLDER_LEN - 4,
+            "{}",
+            long.len()
+        );
+        assert!(default_label("tab\there").ends_with(" tab?here"));
+    }
 }

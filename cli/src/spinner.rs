@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ac_redislock::RedisLock;
 
-use crate::report::human;
+use crate::report::{human, printable};
 
 const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 const TICK: Duration = Duration::from_millis(100);
@@ -39,6 +39,7 @@ impl<'a> Spinner<'a> {
         let started = Instant::now();
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + TICK * 3, TICK);
         let mut holder_left: Option<Duration> = None;
+        let mut holder: Option<String> = None;
         let mut shown = false;
         let mut tick = 0usize;
         let result = loop {
@@ -46,10 +47,13 @@ impl<'a> Spinner<'a> {
                 result = &mut fut => break result,
                 _ = ticker.tick() => {
                     if tick.is_multiple_of(STATUS_EVERY) {
-                        holder_left = self.locks.status(self.key).await.ok().and_then(|s| s.ttl);
+                        let status = self.locks.status(self.key).await.ok();
+                        holder_left = status.as_ref().and_then(|s| s.ttl);
+                        holder = status.and_then(|s| s.holder).map(|h| printable(&h));
                     }
-                    let lease = holder_left.map_or_else(String::new, |t| {
-                        format!("; holder's lease: {} left", human(t))
+                    let lease = holder_left.map_or_else(String::new, |t| match &holder {
+                        Some(holder) => format!("; held by {holder}, {} left", human(t)),
+                        None => format!("; holder's lease: {} left", human(t)),
                     });
                     eprint!(
                         "\r\x1b[2K{} waiting for {:?}: {}{lease}",

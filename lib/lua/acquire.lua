@@ -2,12 +2,14 @@
 -- prelude.lua, hand_off); otherwise register the caller as a waiter and report how long the
 -- holder has left. Used when waiting or fencing; a plain attempt is the Node original's SET NX.
 -- KEYS[1]: lock key. KEYS[2]: waiters (sorted set: registration -> its expiry, server ms).
--- KEYS[3]: fencing counter.
+-- KEYS[3]: fencing counter. KEYS[4]: holder label (see prelude.lua).
 -- ARGV[1]: token. ARGV[2]: ttl ms. ARGV[3]: waiter id, or '' when the caller does not wait.
 -- ARGV[4]: waiter registration lease ms. ARGV[5]: '1' to draw a fencing token, '0' not.
 -- ARGV[6]: '1' when this retries an attempt whose answer was lost with its connection.
 -- ARGV[7]: the waiter's registration (see prelude.lua), or ''.
 -- ARGV[8]: '1' when this waiter registered before, in the same acquisition.
+-- ARGV[9]: the holder label to keep next to the lock, or '' for none (then KEYS[4] is left
+-- alone: a label of an earlier holder there does not match the new value, see status.lua).
 -- Returns {1, fencing token or -1} when granted, {0, PTTL of the key} when not.
 -- A non-string lock key raises WRONGTYPE (from GET) and is left untouched.
 local current = redis.call('GET', KEYS[1])
@@ -26,6 +28,13 @@ if current == false or ours or (waiter ~= '' and current == HANDOFF_PREFIX .. wa
   end
   -- Also when it is ours already: the lease is counted from this attempt.
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  if ARGV[9] ~= '' then
+    local time = redis.call('TIME')
+    local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+    local digest = string.sub(redis.sha1hex(ARGV[1]), 1, HOLDER_DIGEST)
+    redis.call('SET', KEYS[4], digest .. '|' .. string.format('%d', now_ms) .. '|' .. ARGV[9],
+               'PX', ARGV[2])
+  end
   local fence = -1
   if ARGV[5] == '1' then
     if ours and tonumber(last) then

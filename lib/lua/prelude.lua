@@ -16,6 +16,16 @@ local RELEASED_CHANNEL = 'ac-redislock:released'
 -- Each client listens on this followed by its id, for the hand-offs to its own waiters.
 local WAKE_PREFIX = 'ac-redislock:wake:'
 
+-- A holder label (opt-in, written by acquire.lua with the lock it labels), the value of the
+-- lock's holder companion key, a string with the lock's expiry:
+--   <digest>|<since ms>|<label>
+-- digest: the first HOLDER_DIGEST hex digits of the SHA-1 of the lock's value, so status.lua
+-- reports the label only while the key holds the value it was written for (a lock taken by
+-- another after ours expired, by a plain SET NX, never shows our label); a digest cannot be
+-- used to release or extend the lock. since ms: the server's time when the hold began.
+-- label: the text, to the end. The lock's own value is never changed.
+local HOLDER_DIGEST = 16
+
 -- A waiter's registration, a member of the waiters set (scored by its expiry, server ms):
 --   <waiter id>|<client id>|<ttl ms>|<fencing: 1 or 0>|<token>
 -- client id: the hex id whose channel (WAKE_PREFIX .. id) the waiter's client listens on, or

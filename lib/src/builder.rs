@@ -351,6 +351,23 @@ impl<F: Flavor> RedisLockBuilder<F> {
         self
     }
 
+    /// Labels this client's metric series with the lock's key, as the caller gave it (off by
+    /// default: see [`metrics`](crate::metrics)). Each key is a series of its own in the
+    /// recorder, kept for the life of the program: turn it on for a few known keys, never
+    /// for keys made per job.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = ac_redislock::RedisLock::builder().metrics_key_label(true);
+    /// ```
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn metrics_key_label(mut self, on: bool) -> Self {
+        self.config.metrics_keys = on;
+        self
+    }
+
     /// Trusts the CA in `pem` (a PEM certificate) for `rediss://` URLs, instead of the system's
     /// root certificates. A server whose certificate does not chain to it is refused: there is
     /// never a fallback to plaintext.

@@ -231,7 +231,9 @@ impl RedisLock {
     }
 
     /// Returns a snapshot of the lock at `key`: free, held or reserved for waiters, the time
-    /// left, the fencing counter and the number of waiters. It never returns the lock's value.
+    /// left, the fencing counter, the number of waiters, and the holder's label with how long
+    /// it has held the lock when it gave one ([`AcquireOptions::holder`]). It never returns the
+    /// lock's value.
     ///
     /// # Errors
     ///
@@ -250,6 +252,9 @@ impl RedisLock {
     /// let status = locks.status("jobs:42").await?;
     /// if status.state == LockState::Held {
     ///     println!("held for {:?} more, {} waiting", status.ttl, status.waiters);
+    /// }
+    /// if let (Some(holder), Some(held_for)) = (status.holder, status.held_for) {
+    ///     println!("held by {holder} for {held_for:?}");
     /// }
     /// # Ok(()) }
     /// ```

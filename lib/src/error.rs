@@ -551,6 +551,11 @@ pub enum InvalidInput {
         /// Why this backend cannot keep it.
         reason: &'static str,
     },
+    /// The holder label ([`AcquireOptions::holder`](crate::AcquireOptions::holder)) cannot be
+    /// used: empty, longer than [`MAX_HOLDER_LEN`](crate::MAX_HOLDER_LEN) bytes, holding a
+    /// control character, or given for a primitive that keeps none; the reason says which.
+    #[error("bad holder label: {0}")]
+    HolderLabel(&'static str),
     /// The call needs a Tokio runtime and was made outside one.
     #[error("no Tokio runtime: call this inside a runtime, or use `ac_redislock::blocking`")]
     NoRuntime,

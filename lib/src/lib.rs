@@ -169,7 +169,12 @@ pub use error::{
     CloseError, InvalidInput, LeftBehind, LockError, LossReason, Result, UnavailableReason,
 };
 pub use lock::guard::LockGuard;
-pub use lock::options::{AcquireOptions, DEFAULT_MAX_HOLD, DEFAULT_TTL, DEFAULT_WAIT};
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use lock::metrics;
+pub use lock::options::{
+    AcquireOptions, DEFAULT_MAX_HOLD, DEFAULT_TTL, DEFAULT_WAIT, MAX_HOLDER_LEN,
+};
 pub use lock::params::{DEFAULT_EXPIRES, LockParams, ReleaseParams};
 pub use lock::retry::RetryPolicy;
 pub use lock::{

@@ -1,7 +1,7 @@
 //! [`LockStatus`]: what [`RedisLock::status`](crate::RedisLock::status) reports about a lock,
 //! without its value.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// The state of the key of a lock.
 ///
@@ -45,6 +45,11 @@ impl LockState {
 
 /// A snapshot of a lock, taken in one atomic step. It never contains the lock's value.
 ///
+/// The holder is named only when it gave a label
+/// ([`AcquireOptions::holder`](crate::AcquireOptions::holder)); a lock taken without one (by
+/// the seed API, a Node worker, or an acquire without a label) shows `holder: None`, as does
+/// every lock on Redlock unless a majority of its nodes agree on the label.
+///
 /// # Examples
 ///
 /// ```no_run
@@ -52,6 +57,9 @@ impl LockState {
 /// let status = locks.status("jobs:42").await?;
 /// if let Some(ttl) = status.ttl {
 ///     println!("{} for {ttl:?} more", status.state.as_str());
+/// }
+/// if let (Some(holder), Some(held_for)) = (&status.holder, status.held_for) {
+///     println!("held by {holder} for {held_for:?}");
 /// }
 /// # Ok(()) }
 /// ```
@@ -66,6 +74,20 @@ pub struct LockStatus {
     pub fencing_counter: Option<u64>,
     /// Waiters registered on the key (waiting acquires of this crate).
     pub waiters: u64,
+    /// The holder's label, when the lock is held and its holder gave one
+    /// ([`AcquireOptions::holder`](crate::AcquireOptions::holder)). Reported only while the
+    /// key holds the value the label was written with: a lock taken after ours ended (by
+    /// another client, a waiter it was handed to, or a Node worker's plain `SET NX`) never
+    /// shows our label. It is not the lock's value, and cannot release it.
+    pub holder: Option<String>,
+    /// How long the labelled holder has held the lock, measured on the server's clock alone
+    /// (from the grant to this snapshot), so no clock skew between hosts counts; `None`
+    /// without a [`holder`](Self::holder). A lock extended or renewed keeps its start.
+    pub held_for: Option<Duration>,
+    /// When the labelled holder took the lock, by the server's clock (the in-memory store's:
+    /// this host's); `None` without a [`holder`](Self::holder). Prefer
+    /// [`held_for`](Self::held_for) for a duration: this one is off by the server's clock skew.
+    pub held_since: Option<SystemTime>,
 }
 
 /// A snapshot of a semaphore (see [`Semaphore::status`](crate::Semaphore::status)), taken in

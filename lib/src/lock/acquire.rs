@@ -7,11 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use super::attempt::Outcome;
 use super::cleanup::Leftovers;
 use super::guard::LockGuard;
 use super::lease::{Held, Lease};
+use super::meter::{Acquired, Primitive};
 use super::options::{AcquireOptions, DEFAULT_MAX_HOLD, DEFAULT_WAIT};
 use super::renew::Renewal;
 use super::token::new_token;
@@ -57,6 +60,24 @@ impl Target<'_> {
             keys: self.keys,
         }
     }
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Try => "try",
+            Self::Wait => "wait",
+            Self::WithLock => "with_lock",
+        }
+    }
+}
+
+/// What an acquisition did, for its span.
+#[derive(Debug, Default)]
+struct Progress {
+    attempts: u32,
+    /// Given the lock by a release, with no attempt of its own.
+    handoff: bool,
 }
 
 /// Which lease-set primitive a key is used as.
@@ -175,11 +196,68 @@ impl Core {
     /// Takes `target` as a guard, as `mode` says: one attempt, or waiting until the options'
     /// deadline. Whatever way it ends without a guard (given up, failed, cancelled), it leaves
     /// no lock and no waiter registration behind.
+    ///
+    /// Each acquisition is a `lock.acquire` span (key, primitive, mode, then outcome, wait,
+    /// attempts, hand-off and fencing token; never the token) and is counted in the metrics
+    /// (feature `metrics`).
     pub(crate) async fn acquire_target(
         self: &Arc<Self>,
         target: Target<'_>,
         options: &AcquireOptions,
         mode: Mode,
+    ) -> Result<LockGuard> {
+        let primitive = Primitive::of(&target.shape);
+        let span = tracing::info_span!(
+            "lock.acquire",
+            key = %target.key,
+            primitive = primitive.as_str(),
+            mode = mode.as_str(),
+            outcome = Empty,
+            wait_ms = Empty,
+            attempts = Empty,
+            handoff = Empty,
+            fencing_token = Empty,
+            error = Empty,
+        );
+        let began = Instant::now();
+        let mut progress = Progress::default();
+        let result = self
+            .acquire_target_in(&target, primitive, options, mode, &mut progress)
+            .instrument(span.clone())
+            .await;
+        let waits = mode != Mode::Try && !options.wait.unwrap_or(DEFAULT_WAIT).is_zero();
+        let outcome = Acquired::of(&result, waits);
+        let wait = began.elapsed();
+        self.meter().acquired(primitive, &target.key, outcome, wait);
+        if !span.is_disabled() {
+            span.record("outcome", outcome.as_str());
+            span.record("wait_ms", wait.as_secs_f64() * 1e3);
+            span.record("attempts", progress.attempts);
+            span.record("handoff", progress.handoff);
+            match &result {
+                Ok(guard) => {
+                    if let Some(fence) = guard.fencing_token() {
+                        span.record("fencing_token", fence);
+                    }
+                }
+                Err(err) if outcome == Acquired::Error => {
+                    span.record("error", tracing::field::display(err));
+                }
+                Err(_) => {}
+            }
+        }
+        result
+    }
+
+    /// [`acquire_target`](Self::acquire_target), within its span; `progress` counts the
+    /// attempts.
+    async fn acquire_target_in(
+        self: &Arc<Self>,
+        target: &Target<'_>,
+        primitive: Primitive,
+        options: &AcquireOptions,
+        mode: Mode,
+        progress: &mut Progress,
     ) -> Result<LockGuard> {
         let Target {
             key,
@@ -187,7 +265,9 @@ impl Core {
             shape,
             keys,
         } = target;
-        let key = &*key;
+        let (key, wire) = (&**key, wire.as_str());
+        // Counted in the waiters gauge from its first wait to its end.
+        let mut in_line = None;
         if options.permits != 1 && !matches!(shape, Shape::Permits { .. }) {
             return Err(permits_refused());
         }
@@ -216,6 +296,7 @@ impl Core {
             }
             .into());
         }
+        let holder = options.checked_holder(shape)?;
         let renewal = self.renewal(options, mode, ttl)?;
         let wait = match mode {
             Mode::Try => Duration::ZERO,
@@ -241,9 +322,9 @@ impl Core {
                 token: token.clone(),
                 expiry,
                 fencing: options.fencing,
-                // WAIT must follow a write of the waiter's own connection: it takes the lock
-                // itself.
-                direct: options.replicas.is_none(),
+                // WAIT must follow a write of the waiter's own connection, and a label is
+                // written with the lock: such a waiter takes the lock itself.
+                direct: options.replicas.is_none() && holder.is_none(),
                 lease: registration_lease,
             })
         } else {
@@ -252,18 +333,18 @@ impl Core {
         // Listen before the first attempt, so a release right after it is heard.
         let mut listener = waiter
             .as_ref()
-            .and_then(|w| self.store().listen(&wire, &w.id));
+            .and_then(|w| self.store().listen(wire, &w.id));
         // Made on the first wait only: a lock that is free costs no jitter seed.
         let mut delays = None;
-        let mut leftovers = Leftovers::at(self, key, &wire, ttl)
+        let mut leftovers = Leftovers::at(self, key, wire, ttl)
             .ours(generated.then_some(&*token))
-            .shape(&shape)
+            .shape(shape)
             .waiter(waiter.as_ref());
         let mut registered = false;
         loop {
             let request = AcquireRequest {
-                key: &wire,
-                shape: &shape,
+                key: wire,
+                shape,
                 token: &token,
                 expiry,
                 // A waiting acquisition registers with its first attempt: under contention
@@ -273,11 +354,13 @@ impl Core {
                     .as_ref()
                     .map(|waiter| WaiterRegistration { waiter, registered }),
                 fencing: options.fencing,
+                holder,
                 probe: false,
             };
             // No later than the attempt's own send time: a lock given to this waiter after
             // this attempt was answered is held from no earlier than this.
             let sent = Instant::now();
+            progress.attempts += 1;
             let (fence, start) = match self.attempt(key, request, &mut leftovers).await? {
                 Outcome::Granted { fence, sent } => (fence, sent),
                 Outcome::Held { pttl } => {
@@ -294,6 +377,7 @@ impl Core {
                             key: key.to_owned(),
                         });
                     };
+                    in_line.get_or_insert_with(|| self.meter().begin_wait(primitive, key));
                     let mut sleep = backoff.min(deadline - now);
                     if let Some(pttl) = pttl {
                         // Never sleep past the holder's expiry.
@@ -309,6 +393,8 @@ impl Core {
                             // The lock holds our token: until the guard exists, `leftovers`
                             // releases it (the waiter's cancellation passes it on).
                             leftovers.in_flight = true;
+                            progress.handoff = true;
+                            self.meter().handed_off(primitive, key);
                             (fence, sent)
                         }
                         // Retry now: woken, timed out, or given the lock so long ago that its
@@ -326,7 +412,9 @@ impl Core {
                 }
                 None => None,
             };
-            let lease = Lease::new(start, ttl, self.traits().drift_factor);
+            drop(in_line.take());
+            let tally = self.meter().hold(primitive, key);
+            let lease = Lease::new(start, ttl, self.traits().drift_factor, tally);
             let renewal = renewal.map(|(interval, max_hold)| Renewal {
                 ttl,
                 interval,
@@ -334,7 +422,7 @@ impl Core {
             });
             let held = Held {
                 key: key.to_owned(),
-                wire: wire.clone(),
+                wire: wire.to_owned(),
                 token: token.clone(),
                 shape: shape.clone(),
                 keys: keys.clone(),

@@ -6,8 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use super::cleanup::Leftovers;
+use super::meter::{Acquired, Primitive};
 use super::token::new_token;
 use super::{Core, Op, outcome_unknown};
 use crate::error::{LockError, Result};
@@ -41,6 +44,7 @@ impl Core {
         leftovers.registered |= req.waiter.is_some();
         let level = self.config.log_level;
         let expires = req.expiry.as_duration();
+        let primitive = Primitive::of(req.shape);
         let sent = Instant::now();
         let answer = self.call(Op::Attempt, key, self.store.acquire(req)).await;
         let (outcome, result) = match answer {
@@ -51,6 +55,7 @@ impl Core {
             }
             Ok(Acquire::Held { pttl }) => {
                 leftovers.in_flight = false;
+                self.meter.contended(primitive, key);
                 ("locked", Ok(Outcome::Held { pttl }))
             }
             Ok(Acquire::WrongType(found)) => {
@@ -73,13 +78,48 @@ impl Core {
 
     /// Locks `key` for `expires` with `value` (or a fresh token) if no one holds it: the seed
     /// API's `lock_key`, one attempt with the Node original's command. Returns the value.
+    /// A `lock.acquire` span, counted in the metrics as a try of a lock.
     pub(crate) async fn lock_key(
         self: &Arc<Self>,
         key: String,
         expires: Duration,
         value: Option<String>,
     ) -> Result<String> {
-        let wire = self.wire_key(&key)?;
+        let span = tracing::info_span!(
+            "lock.acquire",
+            key = %key,
+            primitive = Primitive::Lock.as_str(),
+            mode = "lock_key",
+            outcome = Empty,
+            wait_ms = Empty,
+            attempts = 1,
+            error = Empty,
+        );
+        let began = Instant::now();
+        let result = self
+            .lock_key_in(&key, expires, value)
+            .instrument(span.clone())
+            .await;
+        let outcome = Acquired::of(&result, false);
+        let wait = began.elapsed();
+        self.meter.acquired(Primitive::Lock, &key, outcome, wait);
+        if !span.is_disabled() {
+            span.record("outcome", outcome.as_str());
+            span.record("wait_ms", wait.as_secs_f64() * 1e3);
+            if let (Err(err), Acquired::Error) = (&result, outcome) {
+                span.record("error", tracing::field::display(err));
+            }
+        }
+        result
+    }
+
+    async fn lock_key_in(
+        self: &Arc<Self>,
+        key: &str,
+        expires: Duration,
+        value: Option<String>,
+    ) -> Result<String> {
+        let wire = self.wire_key(key)?;
         let expiry = self.check_expires(expires)?;
         let (value, generated) = match value {
             Some(value) => {
@@ -95,17 +135,20 @@ impl Core {
             expiry,
             waiter: None,
             fencing: false,
+            holder: None,
             probe: false,
         };
         let within = expiry.as_duration();
         let mut leftovers =
-            Leftovers::at(self, &key, &wire, within).ours(generated.then_some(&*value));
-        match self.attempt(&key, request, &mut leftovers).await? {
+            Leftovers::at(self, key, &wire, within).ours(generated.then_some(&*value));
+        match self.attempt(key, request, &mut leftovers).await? {
             Outcome::Granted { .. } => {
                 leftovers.settle();
                 Ok(value)
             }
-            Outcome::Held { .. } => Err(LockError::Locked { key: key.clone() }),
+            Outcome::Held { .. } => Err(LockError::Locked {
+                key: key.to_owned(),
+            }),
         }
     }
 }

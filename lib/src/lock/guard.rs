@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::cleanup::Cleanup;
 use super::lease::{Held, Lease};
 use super::registry::Hold;
 use super::renew::{Renewal, watchdog};
-use super::{Core, Op, owned};
+use super::{Core, Op, op_span, owned, span_end};
 use crate::error::{LockError, LossReason, Result, UnavailableReason};
 use crate::store::Owned;
 
@@ -352,6 +353,13 @@ impl LockGuard {
     /// # Ok(()) }
     /// ```
     pub async fn extend(&self, ttl: Duration) -> Result<Duration> {
+        let span = op_span!("lock.extend", self.held.key, self.held.primitive());
+        let result = self.extend_in(ttl).instrument(span.clone()).await;
+        span_end(&span, &result);
+        result
+    }
+
+    async fn extend_in(&self, ttl: Duration) -> Result<Duration> {
         let ttl = self.core.check_lease_ttl(ttl)?;
         if let Some(reason) = self.lease.ended() {
             return Err(self.lost_error(reason));
@@ -365,8 +373,14 @@ impl LockGuard {
             ..
         } = &*self.held;
         let extend = self.core.store().extend(wire, token, ttl, shape);
-        let outcome = self.core.call(Op::Extend, key, extend).await?;
-        match owned(outcome, key) {
+        let outcome = self.core.call(Op::Extend, key, extend).await;
+        let meter = self.core.meter();
+        meter.renewed(
+            self.held.primitive(),
+            key,
+            matches!(outcome, Ok(Owned::Done)),
+        );
+        match owned(outcome?, key) {
             Ok(()) => {
                 self.lease.renewed(start, ttl);
                 Ok(self.remaining())
@@ -411,6 +425,13 @@ impl LockGuard {
     /// [`release`](Self::release), for a guard that is shared (the blocking face's): the
     /// first call releases, later ones find the lease ended.
     pub(crate) async fn release_held(&self) -> Result<()> {
+        let span = op_span!("lock.release", self.held.key, self.held.primitive());
+        let result = self.release_in().instrument(span.clone()).await;
+        span_end(&span, &result);
+        result
+    }
+
+    async fn release_in(&self) -> Result<()> {
         let Some(hold) = self.core.registry().take(self.id) else {
             // The client was closed, which released the lock.
             let reason = self.lease.ended().unwrap_or(LossReason::Closed);

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::meter::{HoldTally, Primitive};
 use crate::drift::drift;
 use crate::error::LossReason;
 use crate::store::Shape;
@@ -22,6 +23,13 @@ pub(crate) struct Held {
     /// A multi-key lock: every key as the caller gave it, in the order of the wire keys (empty
     /// for one key).
     pub(crate) keys: Vec<String>,
+}
+
+impl Held {
+    /// Which primitive this hold is, for metrics and spans.
+    pub(crate) fn primitive(&self) -> Primitive {
+        Primitive::of(&self.shape)
+    }
 }
 
 /// The instant a lease granted by a command sent at `start` stops being trusted.
@@ -46,12 +54,20 @@ pub(crate) struct Lease {
     state: Mutex<State>,
     changed: Notify,
     drift_factor: f64,
+    /// The hold's metric series, told when the lease ends.
+    tally: HoldTally,
 }
 
 impl Lease {
-    pub(crate) fn new(start: Instant, ttl: Duration, drift_factor: f64) -> Arc<Self> {
+    pub(crate) fn new(
+        start: Instant,
+        ttl: Duration,
+        drift_factor: f64,
+        tally: HoldTally,
+    ) -> Arc<Self> {
         Arc::new(Self {
             drift_factor,
+            tally,
             state: Mutex::new(State {
                 valid_until: valid_until(start, ttl, drift_factor),
                 since: start,
@@ -121,13 +137,17 @@ impl Lease {
 
     /// Ends the lease for `reason`; only the first end counts. Returns whether this call ended it.
     pub(crate) fn end(&self, reason: LossReason) -> bool {
-        self.update(|state| {
+        let ended = self.update(|state| {
             if state.ended.is_some() {
                 return false;
             }
             state.ended = Some(reason);
             true
-        })
+        });
+        if ended {
+            self.tally.ended(reason);
+        }
+        ended
     }
 
     /// Resolves when the lease ends, with the reason.
@@ -158,11 +178,21 @@ impl Lease {
 mod tests {
     use super::*;
     use crate::drift::DEFAULT_DRIFT_FACTOR;
+    use crate::lock::meter::{Meter, Primitive};
+
+    fn tally() -> HoldTally {
+        Meter::default().hold(Primitive::Lock, "k")
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_lease_without_renewal_ends_at_its_deadline_exactly_once() {
         let start = Instant::now();
-        let lease = Lease::new(start, Duration::from_secs(10), DEFAULT_DRIFT_FACTOR);
+        let lease = Lease::new(
+            start,
+            Duration::from_secs(10),
+            DEFAULT_DRIFT_FACTOR,
+            tally(),
+        );
         assert_eq!(lease.valid_until(), start + Duration::from_millis(9898));
         let lost = tokio::spawn(lease.until_ended());
         tokio::time::sleep(Duration::from_millis(9897)).await;
@@ -181,7 +211,7 @@ mod tests {
     async fn renewals_move_the_deadline_and_stale_ones_are_ignored() {
         let start = Instant::now();
         let ttl = Duration::from_secs(3);
-        let lease = Lease::new(start, ttl, DEFAULT_DRIFT_FACTOR);
+        let lease = Lease::new(start, ttl, DEFAULT_DRIFT_FACTOR, tally());
         let lost = tokio::spawn(lease.until_ended());
         tokio::time::sleep(Duration::from_secs(2)).await;
         let renewal = Instant::now();

@@ -17,13 +17,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::Level;
+use tracing::{Instrument, Level};
 
 use crate::drift::drift;
 use crate::error::{InvalidInput, LockError, Result, UnavailableReason};
 use crate::report::ErrorChain;
 use crate::status::LockStatus;
 use crate::store::{Expiry, Owned, SetStatus, Shape, Store, StoreError, StoreResult, Traits};
+use meter::{Meter, Primitive};
 use registry::Registry;
 
 pub(crate) mod acquire;
@@ -31,6 +32,9 @@ pub(crate) mod attempt;
 pub(crate) mod cleanup;
 pub(crate) mod guard;
 pub(crate) mod lease;
+pub(crate) mod meter;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub(crate) mod options;
 pub(crate) mod params;
 pub(crate) mod registry;
@@ -60,6 +64,8 @@ pub(crate) struct Config {
     pub(crate) max_key_len: usize,
     pub(crate) max_value_len: usize,
     pub(crate) max_expires: Duration,
+    /// Label metric series with the lock's key (feature `metrics`).
+    pub(crate) metrics_keys: bool,
 }
 
 impl Default for Config {
@@ -72,6 +78,7 @@ impl Default for Config {
             max_key_len: DEFAULT_MAX_KEY_LEN,
             max_value_len: DEFAULT_MAX_VALUE_LEN,
             max_expires: DEFAULT_MAX_EXPIRES,
+            metrics_keys: false,
         }
     }
 }
@@ -133,12 +140,14 @@ pub(crate) struct Core {
     store: Box<dyn Store>,
     config: Config,
     registry: Arc<Registry>,
+    meter: Meter,
 }
 
 impl Core {
     pub(crate) fn new(store: Box<dyn Store>, config: Config) -> Arc<Self> {
         Arc::new(Self {
             store,
+            meter: Meter::new(config.metrics_keys),
             config,
             registry: Arc::default(),
         })
@@ -150,6 +159,10 @@ impl Core {
 
     pub(crate) fn config(&self) -> &Config {
         &self.config
+    }
+
+    pub(crate) fn meter(&self) -> &Meter {
+        &self.meter
     }
 
     pub(crate) fn store(&self) -> &dyn Store {
@@ -240,6 +253,7 @@ impl Core {
         }
         fut.await.map_err(|err| {
             let err = lock_error(err, key);
+            self.meter.failed(key, &err);
             if err.is_backend() {
                 let chain = ErrorChain(&err);
                 match op {
@@ -260,10 +274,25 @@ impl Core {
         value: Option<String>,
         suppress_mismatch: Option<bool>,
     ) -> Result<()> {
-        let wire = self.wire_key(&key)?;
+        let span = op_span!("lock.release", key, Primitive::Lock);
+        let result = self
+            .release_lock_in(&key, value, suppress_mismatch)
+            .instrument(span.clone())
+            .await;
+        span_end(&span, &result);
+        result
+    }
+
+    async fn release_lock_in(
+        &self,
+        key: &str,
+        value: Option<String>,
+        suppress_mismatch: Option<bool>,
+    ) -> Result<()> {
+        let wire = self.wire_key(key)?;
         let Some(value) = value else {
             let existed = self
-                .call(Op::ForceRelease, &key, self.store.force_release(&wire))
+                .call(Op::ForceRelease, key, self.store.force_release(&wire))
                 .await?;
             tracing::debug!(key = ?key, existed, "force release");
             return Ok(());
@@ -272,12 +301,12 @@ impl Core {
         let outcome = self
             .call(
                 Op::Release,
-                &key,
+                key,
                 self.store.release(&wire, &value, &Shape::Mutex),
             )
             .await?;
         let suppress = suppress_mismatch.unwrap_or(self.config.suppress_mismatch);
-        mismatch(Op::Release, &key, outcome, suppress, suppress)
+        mismatch(Op::Release, key, outcome, suppress, suppress)
     }
 
     /// Sets the lock at `key` to expire `expires` from now if it holds `value`; the seed API's
@@ -289,6 +318,16 @@ impl Core {
         value: &str,
         expires: Duration,
     ) -> Result<()> {
+        let span = op_span!("lock.extend", key, Primitive::Lock);
+        let result = self
+            .extend_lock_in(key, value, expires)
+            .instrument(span.clone())
+            .await;
+        span_end(&span, &result);
+        result
+    }
+
+    async fn extend_lock_in(&self, key: &str, value: &str, expires: Duration) -> Result<()> {
         let wire = self.wire_key(key)?;
         self.check_value(value)?;
         let ttl = self.check_expires(expires)?.as_duration();
@@ -342,6 +381,40 @@ impl Core {
             None => Ok(status),
         }
     }
+}
+
+/// A span for `op` (`lock.release`, `lock.extend`, `lock.renew`) on the hold at `key`; its
+/// `outcome` is recorded by [`span_end`].
+macro_rules! op_span {
+    ($name:literal, $key:expr, $primitive:expr) => {
+        tracing::info_span!(
+            $name,
+            key = %$key,
+            primitive = $primitive.as_str(),
+            outcome = tracing::field::Empty,
+            error = tracing::field::Empty,
+        )
+    };
+}
+pub(crate) use op_span;
+
+/// Records how an owner-checked operation ended on its span: `ok`, `not_owner`, `not_held`,
+/// `lost` or `error` (with the error; never a token).
+pub(crate) fn span_end<T>(span: &tracing::Span, result: &Result<T>) {
+    if span.is_disabled() {
+        return;
+    }
+    let outcome = match result {
+        Ok(_) => "ok",
+        Err(LockError::NotOwner { .. }) => "not_owner",
+        Err(LockError::NotHeld { .. }) => "not_held",
+        Err(LockError::Lost { .. }) => "lost",
+        Err(err) => {
+            span.record("error", tracing::field::display(err));
+            "error"
+        }
+    };
+    span.record("outcome", outcome);
 }
 
 /// Why Redlock keeps no semaphores or read-write locks.

@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use super::retry::RetryPolicy;
+use crate::error::{InvalidInput, Result};
+use crate::store::Shape;
 
 /// Default lease of a guard: 10 seconds, as `lock_key`'s default expiry.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
@@ -13,6 +15,8 @@ pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 /// Default longest time a renewed lock is held: 1 hour. After it, renewal stops and the lease
 /// runs out, so a holder that hangs cannot keep a lock forever.
 pub const DEFAULT_MAX_HOLD: Duration = Duration::from_secs(60 * 60);
+/// Longest holder label ([`AcquireOptions::holder`]): 256 bytes.
+pub const MAX_HOLDER_LEN: usize = 256;
 
 /// Options for taking a lock as a guard.
 ///
@@ -32,7 +36,8 @@ pub const DEFAULT_MAX_HOLD: Duration = Duration::from_secs(60 * 60);
 /// - `fencing`: off;
 /// - `token`: a fresh token (160 random bits);
 /// - `replicas`: none (no `WAIT` after the grant);
-/// - `permits`: 1 (semaphores only).
+/// - `permits`: 1 (semaphores only);
+/// - `holder`: none (no label; the lock is the Node original's `SET NX` alone).
 ///
 /// # Examples
 ///
@@ -62,6 +67,7 @@ pub struct AcquireOptions {
     pub(crate) token: Option<String>,
     pub(crate) replicas: Option<(u32, Duration)>,
     pub(crate) permits: u32,
+    pub(crate) holder: Option<String>,
 }
 
 impl Default for AcquireOptions {
@@ -90,6 +96,7 @@ impl AcquireOptions {
             token: None,
             replicas: None,
             permits: 1,
+            holder: None,
         }
     }
 
@@ -252,5 +259,109 @@ impl AcquireOptions {
     pub fn permits(mut self, permits: u32) -> Self {
         self.permits = permits;
         self
+    }
+
+    /// Labels the holder, for [`RedisLock::status`](crate::RedisLock::status) and
+    /// `redislock status` to show who holds the lock: a host and a pid, a worker's name, a job.
+    /// Opt-in; locks of one key only.
+    ///
+    /// The label is kept next to the lock, in a companion key of its own in the lock key's hash
+    /// slot (`ac-redislock:holder:{<key>}`), with the lock's expiry: extended with it, gone
+    /// when it is released, force-released or expires. The lock's own value stays the token,
+    /// so Node workers sharing the lock see nothing new. With the label the companion keeps a
+    /// short digest of the token (so a lock someone else took after ours expired never shows
+    /// our label) and the server's time of the grant: never the token itself. Anyone who can
+    /// read the Redis can read the label: put no secret in it.
+    ///
+    /// Costs: a try with a label is a script (the label is written in the same step) instead of
+    /// the plain `SET NX`; a waiting acquire with a label, when a release hands it the lock,
+    /// takes it with one more round trip of its own (so its label is written with it) rather
+    /// than being given it outright. Without a label nothing changes.
+    ///
+    /// # Errors
+    ///
+    /// The acquire fails with [`InvalidInput::HolderLabel`] when the label is empty, longer
+    /// than [`MAX_HOLDER_LEN`] bytes or holds a control character, or when it is given for a
+    /// semaphore, a read-write lock or several keys (which keep no label).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ac_redislock::AcquireOptions;
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// let label = format!("web-3:{}", std::process::id());
+    /// let guard = locks
+    ///     .acquire_with("jobs:42", AcquireOptions::new().holder(label))
+    ///     .await?;
+    /// let status = locks.status("jobs:42").await?;
+    /// assert!(status.holder.as_deref().is_some_and(|h| h.starts_with("web-3:")));
+    /// # guard.release().await }
+    /// ```
+    pub fn holder(mut self, label: impl Into<String>) -> Self {
+        self.holder = Some(label.into());
+        self
+    }
+
+    /// The holder label to send for a hold of `shape`, checked (see [`holder`](Self::holder)).
+    pub(crate) fn checked_holder(&self, shape: &Shape) -> Result<Option<&str>> {
+        let Some(label) = self.holder.as_deref() else {
+            return Ok(None);
+        };
+        check_holder(label)?;
+        if *shape != Shape::Mutex {
+            return Err(InvalidInput::HolderLabel(
+                "only a lock of one key keeps a holder label (not a semaphore, a read-write \
+                 lock or several keys)",
+            )
+            .into());
+        }
+        Ok(Some(label))
+    }
+}
+
+/// Checks a holder label: not empty, at most [`MAX_HOLDER_LEN`] bytes, no control character
+/// (it is printed on terminals).
+fn check_holder(label: &str) -> std::result::Result<(), InvalidInput> {
+    let reason = if label.is_empty() {
+        "it is empty"
+    } else if label.len() > MAX_HOLDER_LEN {
+        "it is longer than 256 bytes"
+    } else if label.chars().any(char::is_control) {
+        "it holds a control character"
+    } else {
+        return Ok(());
+    };
+    Err(InvalidInput::HolderLabel(reason))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holder_labels_are_checked() {
+        assert_eq!(check_holder("web-3:4121 backup.sh"), Ok(()));
+        assert_eq!(check_holder("锁 worker"), Ok(()));
+        assert_eq!(check_holder(&"x".repeat(MAX_HOLDER_LEN)), Ok(()));
+        for bad in [
+            String::new(),
+            "x".repeat(MAX_HOLDER_LEN + 1),
+            "a\nb".to_owned(),
+            "\u{1b}[31mred".to_owned(),
+            "tab\there".to_owned(),
+            "del\u{7f}".to_owned(),
+        ] {
+            assert!(
+                matches!(check_holder(&bad), Err(InvalidInput::HolderLabel(_))),
+                "{bad:?}"
+            );
+        }
+        let options = AcquireOptions::new().holder("w");
+        assert_eq!(options.checked_holder(&Shape::Mutex).unwrap(), Some("w"));
+        assert!(options.checked_holder(&Shape::Write).is_err());
+        assert_eq!(
+            AcquireOptions::new().checked_holder(&Shape::Read).unwrap(),
+            None
+        );
     }
 }

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::lease::{Held, Lease};
-use super::{Core, Op};
+use super::{Core, Op, op_span};
 use crate::error::LossReason;
 use crate::store::{Owned, bounded};
 
@@ -67,7 +68,26 @@ pub(crate) async fn watchdog(
         // No renewal may outlast the lease it renews.
         let budget = lease.valid_until().saturating_duration_since(now);
         let attempt = bounded(budget, core.store().extend(wire, token, ttl, shape));
-        match core.call(Op::Renew, key, attempt).await {
+        let span = op_span!("lock.renew", key, held.primitive());
+        let outcome = core
+            .call(Op::Renew, key, attempt)
+            .instrument(span.clone())
+            .await;
+        let renewed = matches!(outcome, Ok(Owned::Done | Owned::Vanished));
+        core.meter().renewed(held.primitive(), key, renewed);
+        if !span.is_disabled() {
+            let ended = match &outcome {
+                Ok(Owned::Done | Owned::Vanished) => Ok(()),
+                Ok(Owned::NotHeld) => Err("not_held"),
+                Ok(Owned::NotOwner) => Err("not_owner"),
+                Err(err) => {
+                    span.record("error", tracing::field::display(err));
+                    Err("error")
+                }
+            };
+            span.record("outcome", ended.err().unwrap_or("ok"));
+        }
+        match outcome {
             // (`Vanished` answers a release, never an extend.)
             Ok(Owned::Done | Owned::Vanished) => {
                 lease.renewed(now, ttl);

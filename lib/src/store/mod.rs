@@ -361,6 +361,9 @@ pub(crate) struct AcquireRequest<'a> {
     pub(crate) waiter: Option<WaiterRegistration<'a>>,
     /// Draw a fencing token with the lock.
     pub(crate) fencing: bool,
+    /// The holder label to keep next to the lock (a mutex only), checked by the lock logic;
+    /// `None` for none. The lock's own value stays the token.
+    pub(crate) holder: Option<&'a str>,
     /// A refusal needs no diagnosis (no `TYPE` round trip to tell a lock from a key of
     /// another type): Redlock's attempts on its nodes, where one such key is one refusal of N.
     pub(crate) probe: bool,

@@ -171,6 +171,23 @@ fn timed_out() -> redis::RedisError {
     redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
 }
 
+/// The node status to report the holder label from: of the label that at least `quorum` of the
+/// `held` nodes report (each node reports a label only while its key holds the value the label
+/// was written with), the node that has held it the shortest (so "held for" is never
+/// overstated). `None` when no label has a majority.
+fn agreed_holder<'s>(held: &[&'s LockStatus], quorum: usize) -> Option<&'s LockStatus> {
+    held.iter().copied().find_map(|status| {
+        let label = status.holder.as_ref()?;
+        let agreeing = held
+            .iter()
+            .filter(|other| other.holder.as_ref() == Some(label));
+        if agreeing.clone().count() < quorum {
+            return None;
+        }
+        agreeing.copied().min_by_key(|other| other.held_for)
+    })
+}
+
 /// Splits results into the values and the errors.
 fn split<T>(results: Vec<StoreResult<T>>) -> (Vec<T>, Vec<StoreError>) {
     let mut values = Vec::new();
@@ -188,7 +205,8 @@ impl Store for RedlockStore {
     fn acquire<'a>(&'a self, req: AcquireRequest<'a>) -> Reply<'a, Acquire> {
         self.call(async move {
             let started = Instant::now();
-            // Plain SET NX on each node: no waiter registration (waiters poll), no fencing.
+            // Plain SET NX on each node: no waiter registration (waiters poll), no fencing. A
+            // holder label goes to each node with the lock (the script's attempt there).
             let attempt = AcquireRequest {
                 waiter: None,
                 fencing: false,
@@ -314,6 +332,7 @@ impl Store for RedlockStore {
                 .filter(|s| s.state == LockState::Held)
                 .collect();
             let majority = held.len() >= self.quorum();
+            let labelled = agreed_holder(&held, self.quorum()).filter(|_| majority);
             Ok(LockStatus {
                 state: if majority {
                     LockState::Held
@@ -323,6 +342,9 @@ impl Store for RedlockStore {
                 ttl: held.iter().filter_map(|s| s.ttl).min().filter(|_| majority),
                 fencing_counter: None,
                 waiters: 0,
+                holder: labelled.and_then(|s| s.holder.clone()),
+                held_for: labelled.and_then(|s| s.held_for),
+                held_since: labelled.and_then(|s| s.held_since),
             })
         })
     }

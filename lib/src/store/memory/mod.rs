@@ -25,7 +25,7 @@ mod sets;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::listen::{Board, Listener, Wake};
 use super::{
@@ -73,6 +73,16 @@ struct State {
 struct Entry {
     value: String,
     expires_at: Instant,
+    /// The holder label given with the lock, kept with it (so gone with it), and when the hold
+    /// began.
+    holder: Option<Holder>,
+}
+
+/// A holder label and the start of its hold.
+struct Holder {
+    label: String,
+    since: Instant,
+    since_wall: SystemTime,
 }
 
 /// A multi-key waiter noted at one of its keys.
@@ -137,6 +147,7 @@ impl State {
             Entry {
                 value: value.to_owned(),
                 expires_at,
+                holder: None,
             },
         );
     }
@@ -200,6 +211,13 @@ impl State {
         }
         let expires_at = add(now, req.expiry.as_duration());
         self.insert(req.key, req.token, expires_at, now);
+        if let (Some(label), Some(entry)) = (req.holder, self.entries.get_mut(req.key)) {
+            entry.holder = Some(Holder {
+                label: label.to_owned(),
+                since: now,
+                since_wall: SystemTime::now(),
+            });
+        }
         let fence = req.fencing.then(|| self.next_fence(req.key));
         Acquire::Granted { fence }
     }
@@ -447,11 +465,16 @@ impl Store for MemoryStore {
                     ttl: Some(latest.saturating_duration_since(now)),
                     fencing_counter,
                     waiters: 0,
+                    holder: None,
+                    held_for: None,
+                    held_since: None,
                 };
             }
-            let ttl = state
-                .live(key, now)
+            let live = state.live(key, now).map(|entry| &*entry);
+            let ttl = live
+                .as_ref()
                 .map(|entry| entry.expires_at.saturating_duration_since(now));
+            let holder = live.and_then(|entry| entry.holder.as_ref());
             LockStatus {
                 state: if ttl.is_some() {
                     LockState::Held
@@ -461,6 +484,9 @@ impl Store for MemoryStore {
                 ttl,
                 fencing_counter,
                 waiters: 0,
+                holder: holder.map(|h| h.label.clone()),
+                held_for: holder.map(|h| now.saturating_duration_since(h.since)),
+                held_since: holder.map(|h| h.since_wall),
             }
         });
         ready(status)
@@ -512,6 +538,7 @@ mod tests {
             expiry,
             waiter: None,
             fencing: false,
+            holder: None,
             probe: false,
         }
     }
@@ -547,6 +574,7 @@ mod tests {
                 registered: false,
             }),
             fencing: false,
+            holder: None,
             probe: false,
         };
         store.acquire(req).await.unwrap()

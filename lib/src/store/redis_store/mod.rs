@@ -9,7 +9,7 @@
 //! - `sentinel`: a connection that follows a Sentinel group's master.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use redis::Value;
 use redis::aio::ConnectionLike;
@@ -22,7 +22,7 @@ use super::{
 use crate::drift::DEFAULT_DRIFT_FACTOR;
 use crate::error::{InvalidInput, UnavailableReason};
 use crate::status::{LockState, LockStatus};
-use protocol::{Companion, Companions, HANDOFF_RESERVATION, waiters_key};
+use protocol::{Companion, Companions, HANDOFF_RESERVATION};
 use wake::{WakeHub, WakeSource};
 
 pub(crate) mod connect;
@@ -203,7 +203,8 @@ where
         Box::pin(async move {
             let req = &req;
             self.call(move |mut conn, try_| async move {
-                if req.waiter.is_some() || req.fencing {
+                // A labelled lock writes its label in the same step: scripted too.
+                if req.waiter.is_some() || req.fencing || req.holder.is_some() {
                     let client = self.wake.as_ref().map_or("", WakeHub::id);
                     return acquire_script(&mut conn, req, client, try_).await;
                 }
@@ -264,6 +265,7 @@ where
                 .key(key)
                 .key(Companion::waiters(key))
                 .key(Companion::fence(key))
+                .key(Companion::holder(key))
                 .arg(value)
                 .arg(millis(HANDOFF_RESERVATION));
             let code: i64 = invoke(&call, &mut conn, key, Touches::FENCE).await?;
@@ -291,6 +293,7 @@ where
         Box::pin(self.call(move |mut conn, _try| async move {
             let code: i64 = scripts::EXTEND
                 .key(key)
+                .key(Companion::holder(key))
                 .arg(value)
                 .arg(Expiry::from_duration(ttl).as_millis())
                 .invoke_async(&mut conn)
@@ -303,7 +306,8 @@ where
         Box::pin(self.call(move |mut conn, _try| async move {
             let deleted: i64 = scripts::FORCE_RELEASE
                 .key(key)
-                .key(waiters_key(key))
+                .key(Companion::waiters(key))
+                .key(Companion::holder(key))
                 .invoke_async(&mut conn)
                 .await?;
             Ok(deleted > 0)
@@ -325,12 +329,14 @@ where
     fn status<'a>(&'a self, key: &'a str) -> Reply<'a, LockStatus> {
         Box::pin(self.call(move |mut conn, _try| async move {
             let companions = Companions::of(key);
-            let (state, pttl, fence, waiters): (i64, i64, i64, u64) = scripts::STATUS
+            let (state, pttl, fence, waiters, label, since, now): StatusReply = scripts::STATUS
                 .key(key)
                 .key(companions.waiters)
                 .key(companions.fence)
+                .key(companions.holder)
                 .invoke_async(&mut conn)
                 .await?;
+            let held = held_by(&label, since, now);
             Ok(LockStatus {
                 state: match state {
                     0 => LockState::Free,
@@ -341,6 +347,9 @@ where
                 ttl: u64::try_from(pttl).ok().map(Duration::from_millis),
                 fencing_counter: u64::try_from(fence).ok(),
                 waiters,
+                holder: held.as_ref().map(|(label, _, _)| label.clone()),
+                held_for: held.as_ref().map(|&(_, held_for, _)| held_for),
+                held_since: held.map(|(_, _, since)| since),
             })
         }))
     }
@@ -368,6 +377,7 @@ where
                 .key(key)
                 .key(companions.waiters)
                 .key(companions.fence)
+                .key(companions.holder)
                 .arg(&waiter.id)
                 .arg(protocol::registration(waiter, client))
                 .arg(&waiter.token)
@@ -439,6 +449,7 @@ async fn acquire_script<C: ConnectionLike + Send>(
         .key(req.key)
         .key(Companion::waiters(req.key))
         .key(Companion::fence(req.key))
+        .key(Companion::holder(req.key))
         .arg(req.token)
         .arg(req.expiry.as_millis())
         .arg(waiter)
@@ -446,7 +457,8 @@ async fn acquire_script<C: ConnectionLike + Send>(
         .arg(if req.fencing { "1" } else { "0" })
         .arg(if try_ == Try::Retry { "1" } else { "0" })
         .arg(member)
-        .arg(if registered { "1" } else { "0" });
+        .arg(if registered { "1" } else { "0" })
+        .arg(req.holder.unwrap_or(""));
     let touches = Touches {
         waiters: req.waiter.is_some(),
         fence: req.fencing,
@@ -462,6 +474,29 @@ async fn acquire_script<C: ConnectionLike + Send>(
             pttl: u64::try_from(number).ok().map(Duration::from_millis),
         }
     })
+}
+
+/// What `status.lua` answers: state, pttl, fencing counter, waiters, holder label (bytes; empty
+/// for none), the hold's start and the server's time (ms; -1 without a label).
+type StatusReply = (i64, i64, i64, u64, Vec<u8>, i64, i64);
+
+/// The holder label of a status reply, if it has one, with how long it has been held (both
+/// times are the server's, so no clock of this host counts) and since when (server time).
+fn held_by(label: &[u8], since: i64, now: i64) -> Option<(String, Duration, SystemTime)> {
+    if label.is_empty() {
+        return None;
+    }
+    let since = u64::try_from(since).ok()?;
+    let now = u64::try_from(now).ok()?;
+    // Labels are text; one written by another client that is not UTF-8 is shown with
+    // replacement characters rather than failing the status.
+    let label = String::from_utf8_lossy(label).into_owned();
+    let held_for = Duration::from_millis(now.saturating_sub(since));
+    Some((
+        label,
+        held_for,
+        SystemTime::UNIX_EPOCH + Duration::from_millis(since),
+    ))
 }
 
 /// The companion keys a script call reads or writes, besides the lock key.

@@ -52,6 +52,9 @@ pub(crate) struct Companions {
     pub(crate) waiters: String,
     /// The last fencing token drawn.
     pub(crate) fence: String,
+    /// The holder label, when the holder gave one: `<digest>|<since ms>|<label>` (see
+    /// `prelude.lua`).
+    pub(crate) holder: String,
 }
 
 impl Companions {
@@ -59,14 +62,17 @@ impl Companions {
         Self {
             waiters: companion(key, "waiters"),
             fence: companion(key, "fence"),
+            holder: companion(key, "holder"),
         }
     }
 }
 
-/// The waiters set of the lock at `key` (for the calls that need no other companion).
-pub(crate) fn waiters_key(key: &str) -> String {
-    companion(key, "waiters")
-}
+/// How many hex digits of the SHA-1 of a lock's value its holder label keeps (`prelude.lua`'s
+/// `HOLDER_DIGEST`): enough to tell the value the label was written for from any other, and
+/// useless to release or extend the lock with. Only the scripts use it; a test keeps the two
+/// equal.
+#[cfg(test)]
+pub(crate) const HOLDER_DIGEST: usize = 16;
 
 /// The key of the `kind` companion of the lock at `key`:
 ///
@@ -104,6 +110,14 @@ impl<'a> Companion<'a> {
     /// The fencing counter of the lock at `key`.
     pub(crate) fn fence(key: &'a str) -> Self {
         Self { key, kind: "fence" }
+    }
+
+    /// The holder label of the lock at `key`.
+    pub(crate) fn holder(key: &'a str) -> Self {
+        Self {
+            key,
+            kind: "holder",
+        }
     }
 
     /// The waiters' queue of the lease set at `key` (registrations in arrival order).
@@ -298,7 +312,7 @@ mod tests {
     }
 
     /// The property the lock rests on, over every key of up to 6 characters made of braces,
-    /// colons and two letters (19,530 keys, 39,060 companions): companion keys are one-to-one,
+    /// colons and two letters (19,530 keys, 97,650 companions): companion keys are one-to-one,
     /// never a lock key, and in the lock key's hash slot whenever Cluster accepts the key.
     #[test]
     fn companion_keys_are_one_to_one_never_locks_and_in_the_slot() {
@@ -310,6 +324,7 @@ mod tests {
             for (kind, name) in [
                 ("waiters", &companions.waiters),
                 ("fence", &companions.fence),
+                ("holder", &companions.holder),
                 ("queue", &Companion::queue(key).to_string()),
                 ("alive", &Companion::alive(key).to_string()),
             ] {
@@ -324,7 +339,6 @@ mod tests {
                     assert_eq!(hashed(name), hashed(key), "{key:?} -> {name:?}");
                 }
             }
-            assert_eq!(waiters_key(key), companions.waiters);
             assert!(check_key(key).is_ok());
         }
         // The README's examples.
@@ -405,6 +419,7 @@ mod tests {
             format!("local HANDOFF_PREFIX = '{HANDOFF_PREFIX}'"),
             format!("local TO_KEY = '{TO_KEY}'"),
             format!("local RELEASED_CHANNEL = '{RELEASED_CHANNEL}'"),
+            format!("local HOLDER_DIGEST = {HOLDER_DIGEST}"),
             format!("local WAKE_PREFIX = '{WAKE_PREFIX}'"),
             // hand_off writes the two kinds addressed to one waiter.
             format!("'{TO_WAITER}' .. member"),

@@ -150,27 +150,27 @@ macro_rules! script {
 
 script!(
     /// Take the lock, or register as a waiter: `lua/acquire.lua`.
-    ACQUIRE = "acquire.lua", keys = 3
+    ACQUIRE = "acquire.lua", keys = 4
 );
 script!(
     /// Compare-and-delete with hand-off to waiters: `lua/release.lua`.
-    RELEASE = "release.lua", keys = 3
+    RELEASE = "release.lua", keys = 4
 );
 script!(
     /// Unconditional delete of a string key: `lua/force_release.lua`.
-    FORCE_RELEASE = "force_release.lua", keys = 2
+    FORCE_RELEASE = "force_release.lua", keys = 3
 );
 script!(
     /// Compare-and-PEXPIRE: `lua/extend.lua`.
-    EXTEND = "extend.lua", keys = 1
+    EXTEND = "extend.lua", keys = 2
 );
 script!(
     /// A waiter gives up: `lua/cancel_wait.lua`.
-    CANCEL_WAIT = "cancel_wait.lua", keys = 3
+    CANCEL_WAIT = "cancel_wait.lua", keys = 4
 );
 script!(
     /// A read-only snapshot for tools: `lua/status.lua`.
-    STATUS = "status.lua", keys = 3
+    STATUS = "status.lua", keys = 4
 );
 script!(
     /// Take several locks together, all or none, or register on the first held:
