@@ -59,6 +59,8 @@ declare namespace redisLock {
     autoRenew?: boolean
     /** Draw a fencing token, strictly increasing per key. Default: false. */
     fencing?: boolean
+    /** A label naming the holder (host, pid, job), shown by `redislock status`; no secrets. */
+    holder?: string
   }
 
   /** Why a lease ended, as `signal.reason.lossReason`. */

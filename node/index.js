@@ -270,18 +270,20 @@ function redisLock () {
   /**
    * Takes `key` as a lease: `ttl` ms (default 10000), waiting up to `wait` ms (default 10000;
    * 0 makes one attempt) and woken when the holder releases; `autoRenew` renews it every third
-   * of the ttl until released; `fencing` draws a fencing token. Rejects with `resource_locked`
+   * of the ttl until released; `fencing` draws a fencing token; `holder` labels the lock for
+   * `redislock status`. Rejects with `resource_locked`
    * (423) when the wait ends.
    */
   const acquire = async (key, opts = {}) => {
     const k = checkKey(key, 'acquire')
-    const { ttl = DEFAULT_TTL, wait = DEFAULT_WAIT, autoRenew = false, fencing = false } = opts || {}
+    const { ttl = DEFAULT_TTL, wait = DEFAULT_WAIT, autoRenew = false, fencing = false, holder } = opts || {}
     checkMs(ttl, 'ttl')
     checkMs(wait, 'wait', { zero: true })
+    if (holder !== undefined && typeof holder !== 'string') throw new ACError('acquire_holder_mustBeString')
     const c = ready('acquire')
     let handle
     try {
-      handle = await c.acquire(k, { ttlMs: ttl, waitMs: wait, autoRenew: Boolean(autoRenew), fencing: Boolean(fencing) })
+      handle = await c.acquire(k, { ttlMs: ttl, waitMs: wait, autoRenew: Boolean(autoRenew), fencing: Boolean(fencing), holder })
     } catch (err) {
       const mapped = fromNative(err, 'acquire')
       if (mapped.code === 423) {

@@ -194,6 +194,9 @@ pub struct LeaseOptions {
     pub auto_renew: Option<bool>,
     /// Draw a fencing token, strictly increasing per key. Default: `false`.
     pub fencing: Option<bool>,
+    /// A label naming the holder, kept beside the lock for `status` to show
+    /// ([`AcquireOptions::holder`]). Default: none.
+    pub holder: Option<String>,
 }
 
 #[napi]
@@ -331,6 +334,9 @@ impl Client {
             .fencing(options.fencing.unwrap_or(false));
         if let Some(ms) = options.ttl_ms {
             acquire = acquire.ttl(millis(ms, "ttl")?);
+        }
+        if let Some(label) = options.holder {
+            acquire = acquire.holder(label);
         }
         // A wait of 0 is one attempt.
         let wait = match options.wait_ms {

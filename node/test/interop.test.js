@@ -142,6 +142,19 @@ describe('interop', () => {
       assert.equal(await raw.exists(k), 0)
     })
 
+    it('a lease\'s holder label is what Rust\'s status shows', async () => {
+      const k = key()
+      const lease = await locks.acquire(k, { holder: 'node-test:4242 report' })
+      const status = redislock(server.url, 'status', k, '--json')
+      assert.equal(status.status, 0, status.stderr)
+      const json = JSON.parse(status.stdout)
+      assert.equal(json.holder, 'node-test:4242 report')
+      assert.ok(!status.stdout.includes(lease.value), 'status never shows the value')
+      await lease.release()
+      await assert.rejects(locks.acquire(k, { holder: 42 }), { message: 'acquire_holder_mustBeString' })
+      await assert.rejects(locks.acquire(k, { holder: '' }), { message: 'acquire_invalidInput', code: 400 })
+    })
+
     it('a package waiter is handed the lock when Rust releases it', async () => {
       const k = key()
       const token = redislock(server.url, 'lock', k, '--ttl', '10s').stdout

@@ -22,7 +22,7 @@ async function seed (): Promise<void> {
 }
 
 async function leases (): Promise<void> {
-  const lease: redisLock.Lease = await redisLock.acquire('k', { ttl: 1000, wait: 0, autoRenew: true, fencing: true })
+  const lease: redisLock.Lease = await redisLock.acquire('k', { ttl: 1000, wait: 0, autoRenew: true, fencing: true, holder: 'web-3:42' })
   const fence: number | null = lease.fencingToken
   const signal: AbortSignal = lease.signal
   const left: number = await lease.extend(2000)
