@@ -7,12 +7,14 @@
 //!
 //! It builds the `pairs` program twice, `cargo build --release` without and with
 //! `--features metrics` (each copy kept as `target/release/pairs-off` and `pairs-on`), starts
-//! one `redis-server` (unix socket, no persistence), then for [`ROUNDS`] rounds runs each copy
-//! once per setting (current-thread and multi-thread runtime, 1 and 50 tasks), the two copies
-//! in alternating order, each for a warm-up of [`WARMUP_MS`] and a window of [`MEASURE_MS`].
-//! It prints per setting the median pairs/s of each copy and the median of the per-round
-//! ratios with/without (goal >= 0.97), the client CPU per pair of each, and checks that the
-//! copy with metrics counted every pair it made.
+//! one `redis-server` (unix socket, no persistence), then for [`ROUNDS`] rounds runs, once per
+//! setting (current-thread and multi-thread runtime, 1 and 50 tasks): the copy without the
+//! feature, the copy with it and a Prometheus recorder (histograms with buckets, upkeep every
+//! second), and the copy with it but no recorder installed, in a rotating order, each for a
+//! warm-up of [`WARMUP_MS`] and a window of [`MEASURE_MS`]. It prints per setting the median
+//! pairs/s and the median of the per-round ratios to the copy without (goal >= 0.97 with the
+//! recorder), the client CPU per pair of each, and checks that the copy with the recorder
+//! counted every pair it made.
 //!
 //! `REDISLOCK_SERVER_BIN` picks another `redis-server` binary, as in the library's tests;
 //! `METRICS_COST_ROUNDS` sets the rounds.
@@ -49,65 +51,66 @@ fn main() -> Result<(), String> {
         "metrics cost: {rounds} rounds, {WARMUP_MS} ms warm-up + {MEASURE_MS} ms per run, \
          try_acquire + release on RedisLock::from_url, redis-server over a unix socket"
     );
-    // Per setting: (pairs/s off, pairs/s on, cpu off, cpu on) per round.
-    let mut figures = vec![(vec![], vec![], vec![], vec![]); SETTINGS.len()];
+    // Per setting and variant: pairs/s and CPU per pair, one of each per round.
+    let mut rates = vec![[vec![], vec![], vec![]]; SETTINGS.len()];
+    let mut cpus = vec![[vec![], vec![], vec![]]; SETTINGS.len()];
     for round in 0..rounds {
         for (i, (runtime, tasks)) in SETTINGS.iter().enumerate() {
-            let order = if (round + i) % 2 == 0 {
-                [false, true]
-            } else {
-                [true, false]
-            };
-            for with in order {
-                let exe = if with { &on } else { &off };
-                let (rate, cpu, counted) = measure(exe, &url, runtime, *tasks)?;
-                if with && counted.is_none() {
-                    return Err("the copy with metrics counted nothing".into());
-                }
-                if let Some(counted) = counted {
+            for step in 0..VARIANTS.len() {
+                // A different variant first in each round and setting.
+                let v = (round + i + step) % VARIANTS.len();
+                let (exe, recorder) = match VARIANTS[v] {
+                    Variant::Off => (&off, "prometheus"),
+                    Variant::On => (&on, "prometheus"),
+                    Variant::OnWithoutRecorder => (&on, "none"),
+                };
+                let (rate, cpu, counted) = measure(exe, &url, runtime, *tasks, recorder)?;
+                if VARIANTS[v] == Variant::On {
                     // Warm-up and window together: at least the window's pairs.
                     let window = rate * MEASURE_MS as f64 / 1e3;
-                    if (counted as f64) < window * 0.99 {
-                        return Err(format!("counted {counted} grants, made {window:.0}+"));
+                    match counted {
+                        Some(counted) if counted as f64 >= window * 0.99 => {}
+                        other => {
+                            return Err(format!("counted {other:?} grants, made {window:.0}+"));
+                        }
                     }
                 }
-                let f = &mut figures[i];
-                if with {
-                    f.1.push(rate);
-                    f.3.push(cpu);
-                } else {
-                    f.0.push(rate);
-                    f.2.push(cpu);
-                }
+                rates[i][v].push(rate);
+                cpus[i][v].push(cpu);
             }
         }
         eprintln!("round {} of {rounds} done", round + 1);
     }
     println!();
     println!(
-        "| runtime | tasks | pairs/s off | pairs/s on | on/off (goal >= 0.97) | CPU µs/pair off | on |"
+        "| runtime | tasks | pairs/s off | on | on/off (goal >= 0.97) | on, no recorder / off \
+         | CPU µs/pair off | on | on, no recorder |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let mut met = true;
-    for ((runtime, tasks), (off, on, cpu_off, cpu_on)) in SETTINGS.iter().zip(&figures) {
-        let ratios: Vec<f64> = on.iter().zip(off).map(|(a, b)| a / b).collect();
-        let ratio = median(&ratios);
+    for (((runtime, tasks), rate), cpu) in SETTINGS.iter().zip(&rates).zip(&cpus) {
+        let ratios =
+            |v: usize| -> Vec<f64> { rate[v].iter().zip(&rate[0]).map(|(a, b)| a / b).collect() };
+        let (on_ratios, bare_ratios) = (ratios(1), ratios(2));
+        let ratio = median(&on_ratios);
         met &= ratio >= 0.97;
         println!(
-            "| {} | {tasks} | {:.0} | {:.0} | {:.3} ({:.3}-{:.3}) {} | {:.2} | {:.2} |",
+            "| {} | {tasks} | {:.0} | {:.0} | {:.3} ({:.3}-{:.3}) {} | {:.3} | {:.2} | {:.2} | {:.2} |",
             if *runtime == "ct" {
                 "current-thread"
             } else {
                 "multi-thread"
             },
-            median(off),
-            median(on),
+            median(&rate[0]),
+            median(&rate[1]),
             ratio,
-            min(&ratios),
-            max(&ratios),
+            min(&on_ratios),
+            max(&on_ratios),
             if ratio >= 0.97 { "met" } else { "MISSED" },
-            median(cpu_off),
-            median(cpu_on),
+            median(&bare_ratios),
+            median(&cpu[0]),
+            median(&cpu[1]),
+            median(&cpu[2]),
         );
     }
     println!();
@@ -117,6 +120,17 @@ fn main() -> Result<(), String> {
     );
     Ok(())
 }
+
+/// What a run measures: the library without the feature, with it and a Prometheus recorder,
+/// and with it but no recorder installed (what the feature costs by itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Off,
+    On,
+    OnWithoutRecorder,
+}
+
+const VARIANTS: [Variant; 3] = [Variant::Off, Variant::On, Variant::OnWithoutRecorder];
 
 /// Builds `pairs` in release, with the feature `metrics` or without, and keeps a copy of it.
 fn build(root: &Path, target: &Path, metrics: bool) -> Result<PathBuf, String> {
@@ -151,8 +165,10 @@ fn measure(
     url: &str,
     runtime: &str,
     tasks: u32,
+    recorder: &str,
 ) -> Result<(f64, f64, Option<u64>), String> {
     let out = Command::new(exe)
+        .env("PAIRS_RECORDER", recorder)
         .args([
             url,
             runtime,

@@ -8,8 +8,9 @@
 //!
 //! Prints one line: pairs per second, client CPU microseconds per pair, and, when built with
 //! the feature `metrics`, the granted acquisitions the Prometheus recorder counted (`-`
-//! without it). Built with the feature, it installs that recorder first, as a service that
-//! exports its metrics would.
+//! without it). Built with the feature, it installs that recorder first (histograms with
+//! buckets), as a service that exports its metrics would, with its upkeep every second;
+//! unless `PAIRS_RECORDER=none`, which measures the feature with no recorder installed.
 
 #[path = "../cpu.rs"]
 mod cpu;
@@ -99,12 +100,27 @@ async fn run(
 /// With the feature: installs the Prometheus recorder, and returns how to read the granted
 /// acquisitions it counted.
 #[cfg(feature = "metrics")]
-fn install_recorder() -> Result<Option<impl Fn() -> u64>, String> {
+fn install_recorder() -> Result<Option<Box<dyn Fn() -> u64>>, String> {
+    if std::env::var("PAIRS_RECORDER").as_deref() == Ok("none") {
+        return Ok(None);
+    }
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0])
+        .map_err(|e| e.to_string())?
         .install_recorder()
         .map_err(|e| e.to_string())?;
     ac_redislock::metrics::describe();
-    Ok(Some(move || {
+    // What `install` (with its HTTP listener) does in a service: drain the histograms'
+    // samples into their summaries now and then (every 5 s there; here every second, as the
+    // runs are short), so that they do not pile up.
+    let upkeep = handle.clone();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(Some(Box::new(move || {
         handle
             .render()
             .lines()
@@ -114,10 +130,10 @@ fn install_recorder() -> Result<Option<impl Fn() -> u64>, String> {
             })
             .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
             .sum()
-    }))
+    })))
 }
 
 #[cfg(not(feature = "metrics"))]
-fn install_recorder() -> Result<Option<fn() -> u64>, String> {
+fn install_recorder() -> Result<Option<Box<dyn Fn() -> u64>>, String> {
     Ok(None)
 }

@@ -413,7 +413,7 @@ impl Core {
                 None => None,
             };
             drop(in_line.take());
-            let tally = self.meter().hold(primitive, key);
+            let tally = self.meter().hold(primitive, key, start);
             let lease = Lease::new(start, ttl, self.traits().drift_factor, tally);
             let renewal = renewal.map(|(interval, max_hold)| Renewal {
                 ttl,

@@ -181,7 +181,7 @@ mod tests {
     use crate::lock::meter::{Meter, Primitive};
 
     fn tally() -> HoldTally {
-        Meter::default().hold(Primitive::Lock, "k")
+        Meter::default().hold(Primitive::Lock, "k", Instant::now())
     }
 
     #[tokio::test(start_paused = true)]

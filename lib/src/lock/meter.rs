@@ -113,7 +113,7 @@ pub(crate) struct HoldTally {
     #[cfg(feature = "metrics")]
     key: Option<String>,
     #[cfg(feature = "metrics")]
-    began: std::time::Instant,
+    began: tokio::time::Instant,
 }
 
 impl HoldTally {
@@ -141,10 +141,11 @@ impl Meter {
         }
     }
 
-    /// A guard began to hold: counted now, and its tally for when its lease ends.
+    /// A guard began to hold, its lease counted from `began`: counted now, and its tally for
+    /// when its lease ends.
     #[inline]
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-    pub(crate) fn hold(&self, p: Primitive, key: &str) -> HoldTally {
+    pub(crate) fn hold(&self, p: Primitive, key: &str, began: tokio::time::Instant) -> HoldTally {
         #[cfg(feature = "metrics")]
         self.on.hold_began(p, key);
         HoldTally {
@@ -155,7 +156,7 @@ impl Meter {
             #[cfg(feature = "metrics")]
             key: self.on.keys.then(|| key.to_owned()),
             #[cfg(feature = "metrics")]
-            began: std::time::Instant::now(),
+            began,
         }
     }
 
