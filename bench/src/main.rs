@@ -69,6 +69,7 @@
 mod contended;
 mod cpu;
 mod report;
+mod stats;
 mod uncontended;
 
 use std::process::Command;

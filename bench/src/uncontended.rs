@@ -212,15 +212,7 @@ impl Pairer {
     }
 }
 
-/// The median (the lower middle one for an even count) of `values`, 0 without values.
-pub(crate) fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted
-        .get(sorted.len().saturating_sub(1) / 2)
-        .copied()
-        .unwrap_or(0.0)
-}
+pub(crate) use crate::stats::median;
 
 /// The median of the per-round ratios `a[i] / b[i]` (rounds of a and b with the same index ran
 /// side by side in time, so the machine's drift between rounds cancels out of each ratio).

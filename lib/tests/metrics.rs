@@ -15,7 +15,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use ac_redislock::metrics as names;
-use ac_redislock::{AcquireOptions, LockError, LockParams, LossReason, RedisLock, ReleaseParams};
+use ac_redislock::{AcquireOptions, LockError, LossReason, RedisLock, ReleaseParams};
 use metrics_util::MetricKind;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use support::{Backend, Fixture, Listen, RedisServer, server, unique_key};
@@ -179,21 +179,7 @@ async fn ten_grants_and_five_refusals_are_counted_exactly(backend: Backend) {
     assert_eq!(counter(names::HANDOFFS, &[k]), 0);
 
     // The seed API counts as tries of a lock.
-    let value = fx
-        .locks
-        .lock_key(LockParams::new(key.as_str()))
-        .await
-        .unwrap();
-    assert!(
-        fx.locks
-            .lock_key(LockParams::new(key.as_str()))
-            .await
-            .is_err()
-    );
-    fx.locks
-        .release_lock(ReleaseParams::new(key.as_str()).value(value))
-        .await
-        .unwrap();
+    support::seed_round(&fx.locks, &key).await;
     assert_eq!(
         counter(names::ACQUISITIONS, &[k, lock, ("outcome", "granted")]),
         11 + others

@@ -11,7 +11,7 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ac_redislock::{AcquireOptions, LockError, LockParams, RedisLock, ReleaseParams};
+use ac_redislock::{AcquireOptions, LockError, RedisLock, ReleaseParams};
 use support::{Backend, Fixture, server, unique_key};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -241,21 +241,7 @@ async fn the_seed_api_has_the_same_spans(backend: Backend) {
     let fx = Fixture::new(backend).await;
     let (capture, _on) = Capture::start();
     let key = unique_key("spans-seed");
-    let value = fx
-        .locks
-        .lock_key(LockParams::new(key.as_str()))
-        .await
-        .unwrap();
-    assert!(
-        fx.locks
-            .lock_key(LockParams::new(key.as_str()))
-            .await
-            .is_err()
-    );
-    fx.locks
-        .release_lock(ReleaseParams::new(key.as_str()).value(value.clone()))
-        .await
-        .unwrap();
+    let value = support::seed_round(&fx.locks, &key).await;
     let acquires = capture.spans("lock.acquire", &key);
     assert_eq!(acquires.len(), 2);
     assert_eq!(field(&acquires[0], "mode"), "lock_key");

@@ -23,6 +23,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ac_redislock_testsupport::server;
+use stats::median;
+
+#[path = "../stats.rs"]
+mod stats;
 
 const ROUNDS: usize = 8;
 const WARMUP_MS: u64 = 700;
@@ -192,15 +196,6 @@ fn measure(
     let cpu = next()?.parse::<f64>().map_err(|e| e.to_string())?;
     let counted = next()?.parse::<u64>().ok();
     Ok((rate, cpu, counted))
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted
-        .get(sorted.len().saturating_sub(1) / 2)
-        .copied()
-        .unwrap_or(0.0)
 }
 
 fn min(values: &[f64]) -> f64 {

@@ -254,3 +254,19 @@ macro_rules! on_redis_and_cluster {
         }
     };
 }
+
+/// The seed API once round: `lock_key` on `key` (granted), a second `lock_key` (refused), and
+/// `release_lock` with the value; returns the value the lock held.
+pub async fn seed_round(locks: &RedisLock, key: &str) -> String {
+    let value = locks
+        .lock_key(ac_redislock::LockParams::new(key))
+        .await
+        .unwrap();
+    let second = locks.lock_key(ac_redislock::LockParams::new(key)).await;
+    assert!(second.is_err(), "a second lock_key on {key}: {second:?}");
+    locks
+        .release_lock(ac_redislock::ReleaseParams::new(key).value(value.clone()))
+        .await
+        .unwrap();
+    value
+}

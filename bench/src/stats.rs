@@ -1,0 +1,11 @@
+//! Figures over rounds, shared by the bench and `metrics-cost`.
+
+/// The median (the lower middle one for an even count) of `values`, 0 without values.
+pub(crate) fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted
+        .get(sorted.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0.0)
+}
