@@ -28,7 +28,7 @@ use stats::median;
 #[path = "../stats.rs"]
 mod stats;
 
-const ROUNDS: usize = 8;
+const ROUNDS: usize = 16;
 const WARMUP_MS: u64 = 700;
 const MEASURE_MS: u64 = 2_000;
 /// Each setting: runtime, tasks.
