@@ -8,7 +8,12 @@ use nix::sys::time::{TimeVal, TimeValLike};
 
 /// The CPU time this process has used so far, user + system, to the microsecond (zero if
 /// `getrusage` fails, which it does not for `RUSAGE_SELF`).
-pub(crate) fn process_cpu() -> Duration {
+///
+/// ```
+/// let used = ac_redislock_bench::cpu::process_cpu();
+/// assert!(ac_redislock_bench::cpu::process_cpu() >= used);
+/// ```
+pub fn process_cpu() -> Duration {
     getrusage(UsageWho::RUSAGE_SELF).map_or(Duration::ZERO, |usage| {
         micros(usage.user_time()) + micros(usage.system_time())
     })
@@ -21,6 +26,12 @@ fn micros(time: TimeVal) -> Duration {
 
 /// Microseconds of CPU per operation over a window: `cpu` used for `ops` operations, or `None`
 /// without operations.
-pub(crate) fn micros_per(cpu: Duration, ops: u64) -> Option<f64> {
+///
+/// ```
+/// use std::time::Duration;
+/// let per = ac_redislock_bench::cpu::micros_per(Duration::from_millis(2), 1_000);
+/// assert_eq!(per, Some(2.0));
+/// ```
+pub fn micros_per(cpu: Duration, ops: u64) -> Option<f64> {
     (ops > 0).then(|| cpu.as_secs_f64() * 1e6 / ops as f64)
 }

@@ -67,10 +67,10 @@
 //! that part (the goal lines of the other part then read "-").
 
 mod contended;
-mod cpu;
 mod report;
-mod stats;
 mod uncontended;
+
+use ac_redislock_bench::{cpu, stats};
 
 use std::process::Command;
 use std::sync::LazyLock;

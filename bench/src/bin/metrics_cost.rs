@@ -22,11 +22,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use ac_redislock_bench::stats::median;
 use ac_redislock_testsupport::server;
-use stats::median;
-
-#[path = "../stats.rs"]
-mod stats;
 
 const ROUNDS: usize = 16;
 const WARMUP_MS: u64 = 700;

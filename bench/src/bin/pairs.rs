@@ -12,14 +12,12 @@
 //! buckets), as a service that exports its metrics would, with its upkeep every second;
 //! unless `PAIRS_RECORDER=none`, which measures the feature with no recorder installed.
 
-#[path = "../cpu.rs"]
-mod cpu;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ac_redislock::RedisLock;
+use ac_redislock_bench::cpu;
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -2,7 +2,7 @@
 import redisLock = require('../..')
 
 async function seed (): Promise<void> {
-  await redisLock.init({ redis: 'redis://127.0.0.1:6379', logLevel: 'info', suppressMismatch: true })
+  await redisLock.init({ redis: 'redis://localhost/', logLevel: 'info', suppressMismatch: true })
   const n: number = await redisLock.lockKey({ redisKey: 'k', value: 5, expires: 30 })
   const token: string = await redisLock.lockKey({ redisKey: 'k' })
   await redisLock.releaseLock({ redisKey: 'k', value: token, suppressMismatch: false })
