@@ -17,7 +17,7 @@
 //! 1. **Uncontended** lock + release pairs per second, each task rotating over keys of its own,
 //!    from 1 task and from [`CONCURRENT_TASKS`] tasks sharing one client, for:
 //!    - *raw*: `SET key token NX PX 10000` then the library's release script
-//!      (`lib/lua/prelude.lua` + `release.lua`) through `redis::Script::invoke_async` on a
+//!      (`lib/lua/release_head.lua` + `prelude.lua` + `release.lua`) through `redis::Script::invoke_async` on a
 //!      `MultiplexedConnection`, with keys: the lock key, its `waiters`, `fence` and `holder`
 //!      companions, and arguments: the token, 200 (what the library sends; a script that takes
 //!      fewer ignores the rest). No lock logic at all: the baseline of the ratios, which so measure what the
@@ -111,6 +111,7 @@ const RSLOCK: &str = "rslock 0.10";
 /// The library's release script, sent raw: as the library sends it, with its prelude.
 static LIB_RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(concat!(
+        include_str!("../../lib/lua/release_head.lua"),
         include_str!("../../lib/lua/prelude.lua"),
         include_str!("../../lib/lua/release.lua")
     ))

@@ -335,7 +335,7 @@ fn render_uncontended(out: &mut String, report: &RuntimeReport) {
     }
     let _ = writeln!(
         out,
-        "   raw: SET key token NX PX 10000, then the library's release script (prelude.lua + release.lua;
+        "   raw: SET key token NX PX 10000, then the library's release script (release_head.lua + prelude.lua + release.lua;
    keys: the lock key, its waiters, fence and holder companions; args: token, 200) through
    Script::invoke_async: the baseline of the ratios. raw, plain: the one-line compare-and-delete
    script instead. ours, guard API: try_acquire + LockGuard::release; seed API: lock_key +

@@ -7,7 +7,8 @@
 -- ARGV[1]: the value the caller holds the lock with. ARGV[2]: reservation ms.
 -- Returns 1 if the key held ARGV[1] and was released, 0 if the key does not exist,
 -- -1 if it holds another value (left untouched). A non-string key raises WRONGTYPE.
-local current = redis.call('GET', KEYS[1])
+-- `current`: the lock's value, read by release_head.lua (which released it already if no one
+-- waits).
 if current == ARGV[1] then
   -- (A waiters key of another type, which this crate never writes, is passed over: the lock
   -- is released all the same.)

@@ -44,6 +44,7 @@ use crate::builder::{Flavor, sealed};
 use crate::error::{CloseError, LockError, LossReason, Result, UnavailableReason};
 use crate::lock::Core;
 use crate::lock::acquire::{Mode, SetKind, Target, after_work};
+use crate::lock::batch::{BatchCall, BatchOutput};
 use crate::lock::options::AcquireOptions;
 use crate::lock::params::{LockParams, ReleaseParams};
 use crate::report::ErrorChain;
@@ -284,6 +285,44 @@ impl RedisLock {
         let locks = self.locks.clone();
         let key = key.to_owned();
         self.run(async move { locks.get_lock(&key).await })
+    }
+
+    /// Runs several seed calls at once; see [`crate::RedisLock::batch`].
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::RedisLock::batch`]: each result carries its own call's errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ac_redislock::{BatchCall, BatchOutput, LockParams};
+    /// let locks = ac_redislock::blocking::RedisLock::in_memory()?;
+    /// let results = locks.batch([
+    ///     BatchCall::Lock(LockParams::new("jobs:1").value("me")),
+    ///     BatchCall::Lock(LockParams::new("jobs:1").value("you")),
+    ///     BatchCall::Get("jobs:1".to_owned()),
+    /// ]);
+    /// assert_eq!(results[0].as_ref().ok(), Some(&BatchOutput::Lock("me".to_owned())));
+    /// assert_eq!(results[1].as_ref().unwrap_err().code(), 423);
+    /// # Ok::<(), ac_redislock::LockError>(())
+    /// ```
+    pub fn batch(&self, calls: impl IntoIterator<Item = BatchCall>) -> Vec<Result<BatchOutput>> {
+        let locks = self.locks.clone();
+        let calls: Vec<BatchCall> = calls.into_iter().collect();
+        let count = calls.len();
+        // Only a client that has shut down fails the whole batch: then each call fails so.
+        self.run(async move { Ok(locks.batch(calls).await) })
+            .unwrap_or_else(|_| {
+                (0..count)
+                    .map(|_| {
+                        Err(LockError::Unavailable {
+                            reason: UnavailableReason::Shutdown,
+                            source: None,
+                        })
+                    })
+                    .collect()
+            })
     }
 
     /// Extends a lock held with `value`; see [`crate::RedisLock::extend_lock`].

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::error::{CloseError, LockError, Result};
 use crate::lock::Core;
 use crate::lock::acquire::{Mode, after_work};
+use crate::lock::batch::{BatchCall, BatchOutput};
 use crate::lock::guard::LockGuard;
 use crate::lock::options::AcquireOptions;
 use crate::lock::params::{LockParams, ReleaseParams};
@@ -169,6 +170,56 @@ impl RedisLock {
             suppress_mismatch,
         } = params;
         self.core.release_lock(key, value, suppress_mismatch).await
+    }
+
+    /// Runs several seed calls ([`lock_key`](Self::lock_key), [`release_lock`](Self::release_lock),
+    /// [`get_lock`](Self::get_lock)) at once and returns their results in the calls' order,
+    /// each exactly what its own method would have returned: a lock taken is
+    /// `Ok(BatchOutput::Lock(value))`, a held one `Err(LockError::Locked)`, and so on. Each call
+    /// is checked, logged and counted as its own method does; one failing does not fail the
+    /// others.
+    ///
+    /// On one Redis server (or a Sentinel group's master) the calls go out as one pipeline:
+    /// one round trip and one command timeout for the lot, which is what makes many
+    /// independent locks cheap (a worker claiming 50 jobs at once, a service answering many
+    /// callers). On a Cluster, on Redlock and in memory, each call is sent on its own, all at
+    /// once. The calls are not a transaction: each is atomic, not the batch.
+    ///
+    /// # Errors
+    ///
+    /// Each result carries its own call's errors, as its method documents them; a backend
+    /// that cannot be reached fails every call sent to it.
+    ///
+    /// # Cancel safety
+    ///
+    /// As each call's own: if dropped, a lock taken with a generated value is released in the
+    /// background; releases may or may not have happened.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ac_redislock::{BatchCall, BatchOutput, LockError, LockParams};
+    /// # async fn run(locks: ac_redislock::RedisLock) -> ac_redislock::Result<()> {
+    /// // Claim whichever of these jobs no one else has.
+    /// let calls: Vec<BatchCall> = (1..=3)
+    ///     .map(|n| BatchCall::Lock(LockParams::new(format!("jobs:{n}"))))
+    ///     .collect();
+    /// for (n, result) in (1..=3).zip(locks.batch(calls).await) {
+    ///     match result {
+    ///         Ok(BatchOutput::Lock(token)) => println!("jobs:{n} is ours ({} chars)", token.len()),
+    ///         Err(LockError::Locked { .. }) => println!("jobs:{n} is taken"),
+    ///         Err(err) => return Err(err),
+    ///         Ok(_) => unreachable!("a lock call answers with a lock"),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn batch(
+        &self,
+        calls: impl IntoIterator<Item = BatchCall>,
+    ) -> Vec<Result<BatchOutput>> {
+        let calls: Vec<BatchCall> = calls.into_iter().collect();
+        self.core.batch(&calls).await
     }
 
     /// Sets the lock at `key` to expire `expires` from now, if it still holds `value` (an

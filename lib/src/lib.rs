@@ -168,6 +168,7 @@ pub use client::{RedisLock, RwLock, Semaphore};
 pub use error::{
     CloseError, InvalidInput, LeftBehind, LockError, LossReason, Result, UnavailableReason,
 };
+pub use lock::batch::{BatchCall, BatchOutput};
 pub use lock::guard::LockGuard;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]

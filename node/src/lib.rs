@@ -19,10 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ac_redislock::{
-    AcquireOptions, ErrorChain, LockError, LockGuard, LockParams, LossReason, RedisLock,
-    ReleaseParams,
+    AcquireOptions, BatchCall, BatchOutput, ErrorChain, LockError, LockGuard, LockParams,
+    LossReason, RedisLock, ReleaseParams,
 };
-use futures_util::StreamExt as _;
 use napi::bindgen_prelude::{Error, Result, Status};
 use napi_derive::napi;
 use tokio::sync::Mutex;
@@ -247,12 +246,12 @@ impl Client {
     /// Runs several seed calls at once, given column by column (`ops[i]` is 0 for lockKey, 1
     /// for releaseLock, 2 for getLock, with `keys[i]`, `values[i]` (none: `null`),
     /// `expires_ms[i]` for a lock, `suppress[i]` for a release), and resolves when all have
-    /// answered.
+    /// answered: [`RedisLock::batch`], each call answered exactly as its own method answers.
     ///
     /// Why: each call across the boundary costs a promise and a wake-up of the JavaScript
-    /// thread; the JavaScript layer gathers the calls made in one tick into one batch, which
-    /// costs one. The calls run concurrently (one task polls them all; the connection pipelines
-    /// them), each exactly as its own method would run it.
+    /// thread, and each call on its own costs a Redis command's bookkeeping and timer; the
+    /// JavaScript layer gathers the calls made in one tick into one batch, which costs one of
+    /// each, and the crate sends the batch to Redis as one pipeline.
     #[napi]
     pub async fn run_batch(
         &self,
@@ -266,52 +265,60 @@ impl Client {
         if keys.len() != n || values.len() != n || expires_ms.len() != n || suppress.len() != n {
             return Err(invalid("a batch's columns differ in length"));
         }
-        let calls = ops
+        // A call the addon refuses (a bad expiry, an unknown kind) answers with its error in
+        // its place; the rest go to the crate.
+        let mut places: Vec<std::result::Result<(), String>> = Vec::with_capacity(n);
+        let mut calls = Vec::with_capacity(n);
+        let columns = ops
             .into_iter()
             .zip(keys)
             .zip(values)
             .zip(expires_ms)
-            .zip(suppress)
-            .map(|((((op, key), value), ms), suppress)| async move {
-                match op {
-                    OP_LOCK => {
-                        let expires = millis(ms, "expires")?;
-                        let mut params = LockParams::new(key).expires(expires);
-                        if let Some(value) = value {
-                            params = params.value(value);
-                        }
-                        self.locks
-                            .lock_key(params)
-                            .await
-                            .map(Some)
-                            .map_err(|err| to_js(&err))
-                    }
-                    OP_RELEASE => {
-                        let mut params = ReleaseParams::new(key).suppress_mismatch(suppress);
-                        if let Some(value) = value {
-                            params = params.value(value);
-                        }
-                        self.locks
-                            .release_lock(params)
-                            .await
-                            .map(|()| None)
-                            .map_err(|err| to_js(&err))
-                    }
-                    OP_GET => self.locks.get_lock(&key).await.map_err(|err| to_js(&err)),
-                    _ => Err(invalid("unknown batch call")),
+            .zip(suppress);
+        for ((((op, key), value), ms), suppress) in columns {
+            let call = match op {
+                OP_LOCK => millis(ms, "expires").map(|expires| {
+                    let params = LockParams::new(key).expires(expires);
+                    BatchCall::Lock(match value {
+                        Some(value) => params.value(value),
+                        None => params,
+                    })
+                }),
+                OP_RELEASE => {
+                    let params = ReleaseParams::new(key).suppress_mismatch(suppress);
+                    Ok(BatchCall::Release(match value {
+                        Some(value) => params.value(value),
+                        None => params,
+                    }))
                 }
-            });
-        // Ordered, and polled only when woken: `join_all` would poll every pending call on
-        // each reply.
-        let outcomes: Vec<_> = calls
-            .collect::<futures_util::stream::FuturesOrdered<_>>()
-            .collect()
-            .await;
+                OP_GET => Ok(BatchCall::Get(key)),
+                _ => Err(invalid("unknown batch call")),
+            };
+            match call {
+                Ok(call) => {
+                    calls.push(call);
+                    places.push(Ok(()));
+                }
+                Err(err) => places.push(Err(err.reason)),
+            }
+        }
+        let mut results = self.locks.batch(calls).await.into_iter();
         let mut batch = BatchOutcome {
             values: Vec::with_capacity(n),
             errors: Vec::with_capacity(n),
         };
-        for outcome in outcomes {
+        for place in places {
+            let outcome = place.and_then(|()| match results.next() {
+                Some(Ok(BatchOutput::Lock(value))) => Ok(Some(value)),
+                Some(Ok(BatchOutput::Get(value))) => Ok(value),
+                Some(Ok(_)) => Ok(None),
+                Some(Err(err)) => Err(to_js(&err).reason),
+                None => Err(to_js(&LockError::Unavailable {
+                    reason: ac_redislock::UnavailableReason::Shutdown,
+                    source: None,
+                })
+                .reason),
+            });
             match outcome {
                 Ok(value) => {
                     batch.values.push(value);
@@ -319,7 +326,7 @@ impl Client {
                 }
                 Err(err) => {
                     batch.values.push(None);
-                    batch.errors.push(Some(err.reason));
+                    batch.errors.push(Some(err));
                 }
             }
         }

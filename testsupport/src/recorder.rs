@@ -138,20 +138,7 @@ impl LoseTrigger {
 
 impl<C: ConnectionLike + Send> ConnectionLike for LoseReply<C> {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        let packed = cmd.get_packed_command();
-        let name = String::from_utf8_lossy(&packed)
-            .split("\r\n")
-            .nth(2)
-            .unwrap_or_default()
-            .to_ascii_uppercase();
-        let lose = {
-            let mut armed = self.armed.lock().unwrap();
-            let lose = armed.as_deref() == Some(name.as_str());
-            if lose {
-                *armed = None;
-            }
-            lose
-        };
+        let lose = self.take_if_armed(&command_name(&cmd.get_packed_command()));
         Box::pin(async move {
             let reply = self.inner.req_packed_command(cmd).await;
             if lose {
@@ -161,16 +148,53 @@ impl<C: ConnectionLike + Send> ConnectionLike for LoseReply<C> {
         })
     }
 
+    /// A pipeline's replies are lost when its first command is the one armed.
     fn req_packed_commands<'a>(
         &'a mut self,
         pipeline: &'a Pipeline,
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        self.inner.req_packed_commands(pipeline, offset, count)
+        let first = pipeline
+            .cmd_iter()
+            .next()
+            .map(|cmd| command_name(&cmd.get_packed_command()))
+            .unwrap_or_default();
+        let lose = self.take_if_armed(&first);
+        Box::pin(async move {
+            let replies = self
+                .inner
+                .req_packed_commands(pipeline, offset, count)
+                .await;
+            if lose {
+                return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
+            }
+            replies
+        })
     }
 
     fn get_db(&self) -> i64 {
         self.inner.get_db()
     }
+}
+
+impl<C> LoseReply<C> {
+    /// Disarms and returns `true` if `name` is the command armed.
+    fn take_if_armed(&self, name: &str) -> bool {
+        let mut armed = self.armed.lock().unwrap();
+        let lose = armed.as_deref() == Some(name);
+        if lose {
+            *armed = None;
+        }
+        lose
+    }
+}
+
+/// The name of a packed command, upper-cased.
+fn command_name(packed: &[u8]) -> String {
+    String::from_utf8_lossy(packed)
+        .split("\r\n")
+        .nth(2)
+        .unwrap_or_default()
+        .to_ascii_uppercase()
 }

@@ -42,11 +42,26 @@ impl Core {
         let registered_before = leftovers.registered;
         leftovers.in_flight = true;
         leftovers.registered |= req.waiter.is_some();
+        let sent = Instant::now();
+        let answer = self.call(Op::Attempt, key, self.store.acquire(req)).await;
+        self.answered(key, &req, sent, answer, registered_before, leftovers)
+    }
+
+    /// Reads the answer to the attempt `req` sent at `sent` (alone, or in a batch), logs it and
+    /// leaves `leftovers` armed while the lock may hold our token. `registered_before`: the
+    /// waiter was registered before this attempt.
+    pub(crate) fn answered(
+        &self,
+        key: &str,
+        req: &AcquireRequest<'_>,
+        sent: Instant,
+        answer: Result<Acquire>,
+        registered_before: bool,
+        leftovers: &mut Leftovers<'_>,
+    ) -> Result<Outcome> {
         let level = self.config.log_level;
         let expires = req.expiry.as_duration();
         let primitive = Primitive::of(req.shape);
-        let sent = Instant::now();
-        let answer = self.call(Op::Attempt, key, self.store.acquire(req)).await;
         let (outcome, result) = match answer {
             Ok(Acquire::Granted { fence }) => {
                 // The script takes a granted waiter off the queue.

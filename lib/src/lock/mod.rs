@@ -29,6 +29,7 @@ use registry::Registry;
 
 pub(crate) mod acquire;
 pub(crate) mod attempt;
+pub(crate) mod batch;
 pub(crate) mod cleanup;
 pub(crate) mod guard;
 pub(crate) mod lease;
@@ -251,19 +252,23 @@ impl Core {
                 source: None,
             });
         }
-        fut.await.map_err(|err| {
-            let err = lock_error(err, key);
-            self.meter.failed(key, &err);
-            if err.is_backend() {
-                let chain = ErrorChain(&err);
-                match op {
-                    // The watchdog tries again until the lease runs out.
-                    Op::Renew => tracing::warn!(key = ?key, error = %chain, "{} failed", op.name()),
-                    _ => tracing::error!(key = ?key, error = %chain, "{} failed", op.name()),
-                }
+        fut.await.map_err(|err| self.failed(op, key, err))
+    }
+
+    /// What a failed store call means for the lock at `key` (counted, and logged with its
+    /// cause when the backend failed).
+    pub(crate) fn failed(&self, op: Op, key: &str, err: StoreError) -> LockError {
+        let err = lock_error(err, key);
+        self.meter.failed(key, &err);
+        if err.is_backend() {
+            let chain = ErrorChain(&err);
+            match op {
+                // The watchdog tries again until the lease runs out.
+                Op::Renew => tracing::warn!(key = ?key, error = %chain, "{} failed", op.name()),
+                _ => tracing::error!(key = ?key, error = %chain, "{} failed", op.name()),
             }
-            err
-        })
+        }
+        err
     }
 
     /// Releases the lock at `key` (prefix added here) if it holds `value`; the seed API's

@@ -23,7 +23,7 @@ pub(crate) mod redis_store;
 pub(crate) mod redlock;
 
 /// What a store call can fail with, classified where it happened.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum StoreError {
     /// The backend could not be reached in time; the command may or may not have run.
     Unavailable {
@@ -420,6 +420,57 @@ pub(crate) enum Owned {
     Vanished,
 }
 
+/// One seed call of a batch ([`Store::seed_batch`]), checked by the lock logic: keys are wire
+/// keys.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SeedOp<'a> {
+    /// A lock attempt with the Node original's command (a mutex, no waiter, fencing or label).
+    Lock(AcquireRequest<'a>),
+    /// A compare-and-delete ([`Store::release`] of a mutex).
+    Release { key: &'a str, value: &'a str },
+    /// A force release ([`Store::force_release`]).
+    ForceRelease { key: &'a str },
+    /// A read ([`Store::get`]).
+    Get { key: &'a str },
+}
+
+/// The answer to one [`SeedOp`], as its own store call gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SeedAnswer {
+    Lock(Acquire),
+    Release(Owned),
+    ForceRelease(bool),
+    Get(Option<String>),
+}
+
+impl SeedOp<'_> {
+    /// The op as its own store call: what a store that cannot pipeline sends, and what a
+    /// pipelining store falls back to for an op the batch could not settle.
+    pub(crate) fn run_alone<'a, S: Store + ?Sized>(
+        &'a self,
+        store: &'a S,
+    ) -> Reply<'a, SeedAnswer> {
+        match *self {
+            Self::Lock(req) => {
+                let reply = store.acquire(req);
+                Box::pin(async move { reply.await.map(SeedAnswer::Lock) })
+            }
+            Self::Release { key, value } => {
+                let reply = store.release(key, value, &Shape::Mutex);
+                Box::pin(async move { reply.await.map(SeedAnswer::Release) })
+            }
+            Self::ForceRelease { key } => {
+                let reply = store.force_release(key);
+                Box::pin(async move { reply.await.map(SeedAnswer::ForceRelease) })
+            }
+            Self::Get { key } => {
+                let reply = store.get(key);
+                Box::pin(async move { reply.await.map(SeedAnswer::Get) })
+            }
+        }
+    }
+}
+
 /// What a store can do beyond the primitives every store has.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Traits {
@@ -486,6 +537,18 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// (Redis `WAIT`); how many did, or `None` where the store has no replicas to ask.
     fn wait_replicas<'a>(&'a self, _replicas: u32, _timeout: Duration) -> Reply<'a, Option<u32>> {
         Box::pin(std::future::ready(Ok(None)))
+    }
+
+    /// Runs several seed calls, each answered as its own call would be (in order). A store
+    /// that can sends them together (one round trip, one timeout); by default each is its own
+    /// call, all running at once.
+    fn seed_batch<'a>(
+        &'a self,
+        ops: &'a [SeedOp<'a>],
+    ) -> BoxFuture<'a, Vec<StoreResult<SeedAnswer>>> {
+        Box::pin(futures_util::future::join_all(
+            ops.iter().map(|op| op.run_alone(self)),
+        ))
     }
 
     /// Checks that this store can work with the wire key `key`.

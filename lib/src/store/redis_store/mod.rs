@@ -9,6 +9,7 @@
 //! - `sentinel`: a connection that follows a Sentinel group's master.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use redis::Value;
@@ -16,8 +17,8 @@ use redis::aio::ConnectionLike;
 
 use super::listen::Listener;
 use super::{
-    Acquire, AcquireRequest, Expiry, Owned, Reply, SetStatus, Shape, Store, StoreError,
-    StoreResult, Traits, Waiter, bounded,
+    Acquire, AcquireRequest, BoxFuture, Expiry, Owned, Reply, SeedAnswer, SeedOp, SetStatus, Shape,
+    Store, StoreError, StoreResult, Traits, Waiter, bounded,
 };
 use crate::drift::DEFAULT_DRIFT_FACTOR;
 use crate::error::{InvalidInput, UnavailableReason};
@@ -25,6 +26,7 @@ use crate::status::{LockState, LockStatus};
 use protocol::{Companion, Companions, HANDOFF_RESERVATION};
 use wake::{WakeHub, WakeSource};
 
+mod batch;
 pub(crate) mod connect;
 mod lease_set;
 mod multi;
@@ -46,6 +48,9 @@ pub(crate) struct RedisStore<C> {
     bounded: bool,
     /// A Redis Cluster connection: keys must keep their companion keys in their slot.
     cluster: bool,
+    /// A batch's pipeline was refused with `CROSSSLOT`: the connection routes by slot (a
+    /// Cluster this store could not recognise), so batches go call by call.
+    no_pipelines: AtomicBool,
 }
 
 impl<C: 'static> RedisStore<C> {
@@ -72,6 +77,7 @@ impl<C: 'static> RedisStore<C> {
             timeout,
             bounded,
             cluster,
+            no_pipelines: AtomicBool::new(false),
         }
     }
 }
@@ -400,6 +406,19 @@ where
                 .await?;
             Ok(Some(acked))
         }))
+    }
+
+    fn seed_batch<'a>(
+        &'a self,
+        ops: &'a [SeedOp<'a>],
+    ) -> BoxFuture<'a, Vec<StoreResult<SeedAnswer>>> {
+        // A Cluster routes each command to its slot's node: there, each call goes alone.
+        if self.cluster || ops.len() < 2 || self.no_pipelines.load(Ordering::Relaxed) {
+            return Box::pin(futures_util::future::join_all(
+                ops.iter().map(|op| op.run_alone(self)),
+            ));
+        }
+        self.pipelined(ops)
     }
 
     fn check_key(&self, key: &str) -> Result<(), InvalidInput> {

@@ -84,6 +84,16 @@ impl Call<'_> {
         self
     }
 
+    /// The call's `EVALSHA` command, to send in a pipeline (where a `NOSCRIPT` answer is the
+    /// caller's to handle: the call sent again alone with [`invoke_async`](Self::invoke_async)).
+    pub(crate) fn evalsha(&self) -> &redis::Cmd {
+        debug_assert_eq!(
+            self.keys, self.declared,
+            "a call gives the script as many keys as it declares"
+        );
+        &self.cmd
+    }
+
     /// The same call as `EVAL` with the script's text.
     fn eval(&self) -> redis::Cmd {
         let mut cmd = redis::Cmd::with_capacity(self.keys + self.args + 3, self.script.text.len());
@@ -133,6 +143,19 @@ macro_rules! script {
             )
         });
     };
+    ($(#[$doc:meta])* $name:ident = $head:literal + $file:literal, keys = $keys:literal) => {
+        $(#[$doc])*
+        pub(crate) static $name: LazyLock<LuaScript> = LazyLock::new(|| {
+            LuaScript::new(
+                concat!(
+                    include_str!(concat!("../../../lua/", $head)),
+                    include_str!("../../../lua/prelude.lua"),
+                    include_str!(concat!("../../../lua/", $file))
+                ),
+                Some($keys),
+            )
+        });
+    };
     ($(#[$doc:meta])* $name:ident = $file:literal, keys = $keys:literal, with = $part:literal) => {
         $(#[$doc])*
         pub(crate) static $name: LazyLock<LuaScript> = LazyLock::new(|| {
@@ -153,8 +176,9 @@ script!(
     ACQUIRE = "acquire.lua", keys = 4
 );
 script!(
-    /// Compare-and-delete with hand-off to waiters: `lua/release.lua`.
-    RELEASE = "release.lua", keys = 4
+    /// Compare-and-delete with hand-off to waiters: `lua/release_head.lua` (the common case,
+    /// no one waiting, before the prelude) and `lua/release.lua` (after it).
+    RELEASE = "release_head.lua" + "release.lua", keys = 4
 );
 script!(
     /// Unconditional delete of a string key: `lua/force_release.lua`.
@@ -220,6 +244,10 @@ mod tests {
             ("acquire", include_str!("../../../lua/acquire.lua")),
             ("release", include_str!("../../../lua/release.lua")),
             (
+                "release_head",
+                include_str!("../../../lua/release_head.lua"),
+            ),
+            (
                 "force_release",
                 include_str!("../../../lua/force_release.lua"),
             ),
@@ -280,8 +308,8 @@ mod tests {
     #[test]
     fn every_script_declares_the_keys_it_uses() {
         for script in all() {
-            // The script's own text, after the prelude (which names no key).
-            let own = &script.text[include_str!("../../../lua/prelude.lua").len()..];
+            // The script's own text, around the prelude (which names no key).
+            let own = &own_text(script);
             let used = (1..10)
                 .filter(|n| own.contains(&format!("KEYS[{n}]")))
                 .max();
@@ -297,10 +325,32 @@ mod tests {
         }
     }
 
+    /// A script's text without the prelude.
+    fn own_text(script: &super::LuaScript) -> String {
+        let prelude = include_str!("../../../lua/prelude.lua");
+        let at = script.text.find(prelude).expect("sent with the prelude");
+        format!(
+            "{}{}",
+            &script.text[..at],
+            &script.text[at + prelude.len()..]
+        )
+    }
+
     #[test]
     fn every_script_is_sent_with_the_prelude() {
+        let head = include_str!("../../../lua/release_head.lua");
         for script in all() {
-            assert!(script.text.starts_with("-- prelude.lua: "));
+            let before = script
+                .text
+                .find("-- prelude.lua: ")
+                .map(|at| &script.text[..at]);
+            // In front, but for the release's common case, which comes before it.
+            let expected = if std::ptr::eq(script, &*super::RELEASE) {
+                head
+            } else {
+                ""
+            };
+            assert_eq!(before, Some(expected), "{}", &script.text[..60]);
         }
     }
 
