@@ -23,6 +23,7 @@ on_every_store!(
     acquire_extend_release_and_renew_are_spans_with_their_outcome,
     a_wait_is_one_span_with_its_attempts_and_its_end,
     the_seed_api_has_the_same_spans,
+    a_batch_is_one_span_with_its_calls_events_and_no_token,
 );
 
 /// A span as the layer saw it: its name, its fields as recorded (last value wins), and the
@@ -251,6 +252,41 @@ async fn the_seed_api_has_the_same_spans(backend: Backend) {
     assert_eq!(releases.len(), 1);
     assert_eq!(field(&releases[0], "outcome"), "ok");
     capture.assert_never_contains(&value);
+}
+
+async fn a_batch_is_one_span_with_its_calls_events_and_no_token(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (capture, _on) = Capture::start();
+    let key = unique_key("spans-batch");
+    let results = fx
+        .locks
+        .batch([
+            ac_redislock::BatchCall::Lock(ac_redislock::LockParams::new(&key)),
+            ac_redislock::BatchCall::Lock(ac_redislock::LockParams::new(&key)),
+            ac_redislock::BatchCall::Get(key.clone()),
+        ])
+        .await;
+    let Ok(ac_redislock::BatchOutput::Lock(token)) = &results[0] else {
+        panic!("{results:?}");
+    };
+    let batches: Vec<Seen> = capture
+        .spans
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, seen)| seen.name == "lock.batch")
+        .map(|(_, seen)| seen.clone())
+        .collect();
+    assert_eq!(batches.len(), 1, "{batches:?}");
+    assert_eq!(field(&batches[0], "calls"), "3");
+    // Each lock call's attempt is logged inside it, as `lock_key`'s is inside its span.
+    let attempts = batches[0]
+        .events
+        .iter()
+        .filter(|message| message.as_str() == "lock attempt")
+        .count();
+    assert_eq!(attempts, 2, "{batches:?}");
+    capture.assert_never_contains(token);
 }
 
 /// A client whose server is not there: the span ends in `error`, with the error, and nothing

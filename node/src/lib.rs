@@ -22,7 +22,7 @@ use ac_redislock::{
     AcquireOptions, BatchCall, BatchOutput, ErrorChain, LockError, LockGuard, LockParams,
     LossReason, RedisLock, ReleaseParams,
 };
-use napi::bindgen_prelude::{Error, Result, Status};
+use napi::bindgen_prelude::{Error, Float64Array, Result, Status};
 use napi_derive::napi;
 use tokio::sync::Mutex;
 
@@ -165,22 +165,83 @@ pub async fn connect(url: String, options: ClientOptions) -> Result<Client> {
     Ok(Client { locks })
 }
 
-/// What each call of a batch resolved to, by position: the value (for `lockKey`, the value
-/// stored; for `getLock`, the value read, `null` when free), or the error as `[Kind] message`.
+/// What the calls of a batch resolved to, packed as [`Client::run_batch`] describes.
 #[napi(object)]
 pub struct BatchOutcome {
-    /// The value of each call (`null` for a release, an error or a free key).
-    pub values: Vec<Option<String>>,
-    /// The error of each call, or `null`.
-    pub errors: Vec<Option<String>>,
+    /// Each call's text, one after the other: the value of a lock or a read, the error of a
+    /// failed call as `[Kind] message`; nothing for a release or a free key.
+    pub text: String,
+    /// Two numbers per call: its status (0: done, no value; 1: a value; 2: an error) and the
+    /// length of its text in UTF-16 code units (JavaScript's `length`).
+    pub nums: Float64Array,
 }
 
 /// A batch call's kind: `lockKey`.
-const OP_LOCK: u32 = 0;
+const OP_LOCK: f64 = 0.0;
 /// A batch call's kind: `releaseLock`.
-const OP_RELEASE: u32 = 1;
+const OP_RELEASE: f64 = 1.0;
 /// A batch call's kind: `getLock`.
-const OP_GET: u32 = 2;
+const OP_GET: f64 = 2.0;
+/// Added to a `releaseLock`'s kind: its mismatch is suppressed.
+const SUPPRESS: f64 = 4.0;
+/// The numbers per call of a batch's input.
+const NUMS_IN: usize = 4;
+
+/// One call of a packed batch, read from its numbers and text.
+fn unpack_call(nums: &[f64], text: &str, at: &mut usize) -> Result<BatchCall> {
+    let [op, key_len, value_len, expires_ms] = nums else {
+        return Err(invalid("a batch call has four numbers"));
+    };
+    let mut take = |len: f64| -> Result<Option<String>> {
+        if len < 0.0 {
+            return Ok(None);
+        }
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a length, checked against the text below"
+        )]
+        let end = at.saturating_add(len as usize);
+        let part = text
+            .get(*at..end)
+            .ok_or_else(|| invalid("a batch's lengths do not fit its text"))?;
+        *at = end;
+        Ok(Some(part.to_owned()))
+    };
+    let key = take(*key_len)?.ok_or_else(|| invalid("a batch call has no key"))?;
+    let value = take(*value_len)?;
+    let (kind, suppress) = if *op >= SUPPRESS {
+        (op - SUPPRESS, true)
+    } else {
+        (*op, false)
+    };
+    let call = if kind == OP_LOCK {
+        let params = LockParams::new(key).expires(millis(*expires_ms, "expires")?);
+        BatchCall::Lock(match value {
+            Some(value) => params.value(value),
+            None => params,
+        })
+    } else if kind == OP_RELEASE {
+        let params = ReleaseParams::new(key).suppress_mismatch(suppress);
+        BatchCall::Release(match value {
+            Some(value) => params.value(value),
+            None => params,
+        })
+    } else if kind == OP_GET {
+        BatchCall::Get(key)
+    } else {
+        return Err(invalid("unknown batch call"));
+    };
+    Ok(call)
+}
+
+/// Appends one call's outcome to a packed batch outcome.
+fn pack_outcome(text: &mut String, nums: &mut Vec<f64>, status: f64, part: &str) {
+    text.push_str(part);
+    nums.push(status);
+    #[expect(clippy::cast_precision_loss, reason = "lengths stay far below 2^53")]
+    nums.push(part.encode_utf16().count() as f64);
+}
 
 /// Options of [`Client::acquire`], in milliseconds.
 #[napi(object)]
@@ -243,74 +304,48 @@ impl Client {
         self.locks.get_lock(&key).await.map_err(|err| to_js(&err))
     }
 
-    /// Runs several seed calls at once, given column by column (`ops[i]` is 0 for lockKey, 1
-    /// for releaseLock, 2 for getLock, with `keys[i]`, `values[i]` (none: `null`),
-    /// `expires_ms[i]` for a lock, `suppress[i]` for a release), and resolves when all have
-    /// answered: [`RedisLock::batch`], each call answered exactly as its own method answers.
+    /// Runs several seed calls at once and resolves when all have answered:
+    /// [`RedisLock::batch`], each call answered exactly as its own method answers it.
+    ///
+    /// Packed, so that a batch crosses the boundary as two values each way rather than five
+    /// per call: `text` holds each call's key, then its value if it has one (UTF-8 byte
+    /// lengths); `nums` four numbers per call: its kind (0 lockKey, 1 releaseLock, 2 getLock;
+    /// plus 4 for a release whose mismatch is suppressed), the key's length, the value's
+    /// length (-1: none) and, for a lock, its expiry in ms. A call the addon refuses (a bad
+    /// expiry, an unknown kind) answers with its error in its place.
     ///
     /// Why: each call across the boundary costs a promise and a wake-up of the JavaScript
     /// thread, and each call on its own costs a Redis command's bookkeeping and timer; the
     /// JavaScript layer gathers the calls made in one tick into one batch, which costs one of
     /// each, and the crate sends the batch to Redis as one pipeline.
     #[napi]
-    pub async fn run_batch(
-        &self,
-        ops: Vec<u32>,
-        keys: Vec<String>,
-        values: Vec<Option<String>>,
-        expires_ms: Vec<f64>,
-        suppress: Vec<bool>,
-    ) -> Result<BatchOutcome> {
-        let n = ops.len();
-        if keys.len() != n || values.len() != n || expires_ms.len() != n || suppress.len() != n {
-            return Err(invalid("a batch's columns differ in length"));
+    pub async fn run_batch(&self, text: String, nums: Float64Array) -> Result<BatchOutcome> {
+        if !nums.len().is_multiple_of(NUMS_IN) {
+            return Err(invalid("a batch has four numbers per call"));
         }
-        // A call the addon refuses (a bad expiry, an unknown kind) answers with its error in
-        // its place; the rest go to the crate.
+        let n = nums.len() / NUMS_IN;
         let mut places: Vec<std::result::Result<(), String>> = Vec::with_capacity(n);
         let mut calls = Vec::with_capacity(n);
-        let columns = ops
-            .into_iter()
-            .zip(keys)
-            .zip(values)
-            .zip(expires_ms)
-            .zip(suppress);
-        for ((((op, key), value), ms), suppress) in columns {
-            let call = match op {
-                OP_LOCK => millis(ms, "expires").map(|expires| {
-                    let params = LockParams::new(key).expires(expires);
-                    BatchCall::Lock(match value {
-                        Some(value) => params.value(value),
-                        None => params,
-                    })
-                }),
-                OP_RELEASE => {
-                    let params = ReleaseParams::new(key).suppress_mismatch(suppress);
-                    Ok(BatchCall::Release(match value {
-                        Some(value) => params.value(value),
-                        None => params,
-                    }))
-                }
-                OP_GET => Ok(BatchCall::Get(key)),
-                _ => Err(invalid("unknown batch call")),
-            };
-            match call {
+        let mut at = 0;
+        for call in nums.chunks_exact(NUMS_IN) {
+            match unpack_call(call, &text, &mut at) {
                 Ok(call) => {
                     calls.push(call);
                     places.push(Ok(()));
                 }
+                // A length that does not fit leaves the rest unreadable: all fail.
+                Err(err) if err.reason.contains("lengths") => return Err(err),
                 Err(err) => places.push(Err(err.reason)),
             }
         }
         let mut results = self.locks.batch(calls).await.into_iter();
-        let mut batch = BatchOutcome {
-            values: Vec::with_capacity(n),
-            errors: Vec::with_capacity(n),
-        };
+        let mut out = String::new();
+        let mut out_nums = Vec::with_capacity(2 * n);
         for place in places {
             let outcome = place.and_then(|()| match results.next() {
-                Some(Ok(BatchOutput::Lock(value))) => Ok(Some(value)),
-                Some(Ok(BatchOutput::Get(value))) => Ok(value),
+                Some(Ok(BatchOutput::Lock(value) | BatchOutput::Get(Some(value)))) => {
+                    Ok(Some(value))
+                }
                 Some(Ok(_)) => Ok(None),
                 Some(Err(err)) => Err(to_js(&err).reason),
                 None => Err(to_js(&LockError::Unavailable {
@@ -320,17 +355,15 @@ impl Client {
                 .reason),
             });
             match outcome {
-                Ok(value) => {
-                    batch.values.push(value);
-                    batch.errors.push(None);
-                }
-                Err(err) => {
-                    batch.values.push(None);
-                    batch.errors.push(Some(err));
-                }
+                Ok(None) => pack_outcome(&mut out, &mut out_nums, 0.0, ""),
+                Ok(Some(value)) => pack_outcome(&mut out, &mut out_nums, 1.0, &value),
+                Err(err) => pack_outcome(&mut out, &mut out_nums, 2.0, &err),
             }
         }
-        Ok(batch)
+        Ok(BatchOutcome {
+            text: out,
+            nums: Float64Array::new(out_nums),
+        })
     }
 
     /// Takes the lock at `key` as a lease (waiting per the options) and returns it.

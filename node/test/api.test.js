@@ -207,6 +207,34 @@ describe('the original API on Redis', () => {
     await inst.close()
   })
 
+  it('calls made in one tick (one batch) each get their own answer, any text round-trips', async () => {
+    // Keys and values beyond ASCII, a lone surrogate (sent as U+FFFD, as Node sends it), a
+    // held key, a mismatch and a read, all in one batch.
+    const base = key()
+    const keys = [`${base}:é`, `${base}:日本`, `${base}:🔒`, `${base}:\ud800`]
+    const values = ['välue', '値', '🗝️', 'plain']
+    await raw.set(`${base}:held`, 'someone', 'EX', 10)
+    const [a, b, c, d, held, got] = await Promise.allSettled([
+      ...keys.map((k, i) => locks.lockKey({ redisKey: k, value: values[i] })),
+      locks.lockKey({ redisKey: `${base}:held` }),
+      locks.getLock({ redisKey: `${base}:held` })
+    ])
+    assert.deepEqual([a, b, c, d].map((r) => r.value), values)
+    assert.equal(held.status, 'rejected')
+    assert.equal(held.reason.code, 423)
+    assert.equal(got.value, 'someone')
+    assert.equal(await raw.get(`${base}:日本`), '値')
+    assert.equal(await raw.get(`${base}:\ufffd`), 'plain')
+    const released = await Promise.allSettled([
+      ...keys.map((k, i) => locks.releaseLock({ redisKey: k, value: values[i] })),
+      locks.releaseLock({ redisKey: `${base}:held`, value: 'not-theirs' })
+    ])
+    assert.deepEqual(released.slice(0, 4).map((r) => r.status), ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled'])
+    assert.equal(released[4].reason.message, 'releaseLock_valueMismatch')
+    for (const k of keys) assert.equal(await locks.getLock({ redisKey: k }), null)
+    assert.equal(await raw.get(`${base}:held`), 'someone')
+  })
+
   it('the default instance works too', async () => {
     await redisLock.init({ redis: server.url, reInit: true })
     const k = key()
