@@ -13,7 +13,7 @@
 // dependencies (node-cache, ac-custom-error) are installed there from the npm registry; nothing
 // of it is kept. Without it, "original (raw ioredis)" sends exactly what the original sends:
 // SET key value EX n NX; GET then DEL.
-// BENCH_SECONDS (default 2) sets each measurement's length, BENCH_ROUNDS (default 3) the rounds
+// BENCH_SECONDS (default 2) sets each measurement's length, BENCH_ROUNDS (default 5) the rounds
 // of the uncontended part (medians are printed).
 const { execFileSync } = require('node:child_process')
 const { randomUUID } = require('node:crypto')
@@ -26,7 +26,7 @@ const redisLock = require('..')
 const { startRedis } = require('../test/support/redis')
 
 const SECONDS = Number(process.env.BENCH_SECONDS || 2)
-const ROUNDS = Number(process.env.BENCH_ROUNDS || 3)
+const ROUNDS = Number(process.env.BENCH_ROUNDS || 5)
 const CONTENDERS = 8
 const quiet = { log () {}, info () {}, warn () {}, error () {}, debug () {} }
 

@@ -7,7 +7,7 @@
 // each way, rather than five values per call.
 
 const OP = { lockKey: 0, releaseLock: 1, getLock: 2 }
-const MAX_BATCH = Number(process.env.AC_REDISLOCK_MAX_BATCH) || 16
+const MAX_BATCH = Number(process.env.AC_REDISLOCK_MAX_BATCH) || 20
 
 class Batcher {
   constructor (client) {
