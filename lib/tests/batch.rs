@@ -38,26 +38,18 @@ async fn each_call_is_answered_as_its_own_method_answers_it(backend: Backend) {
     let locks = &fx.locks;
     let [free, held, mine, theirs, gone, forced, quiet] =
         ["free", "held", "mine", "theirs", "gone", "forced", "quiet"].map(unique_key);
-    locks
-        .lock_key(LockParams::new(&held).value("other"))
-        .await
-        .unwrap();
-    locks
-        .lock_key(LockParams::new(&mine).value("me"))
-        .await
-        .unwrap();
-    locks
-        .lock_key(LockParams::new(&theirs).value("them"))
-        .await
-        .unwrap();
-    locks
-        .lock_key(LockParams::new(&forced).value("anyone"))
-        .await
-        .unwrap();
-    locks
-        .lock_key(LockParams::new(&quiet).value("them"))
-        .await
-        .unwrap();
+    for (key, value) in [
+        (&held, "other"),
+        (&mine, "me"),
+        (&theirs, "them"),
+        (&forced, "anyone"),
+        (&quiet, "them"),
+    ] {
+        locks
+            .lock_key(LockParams::new(key).value(value))
+            .await
+            .unwrap();
+    }
 
     let results = locks
         .batch([

@@ -16,11 +16,9 @@ use std::sync::atomic::Ordering;
 use redis::aio::ConnectionLike;
 use redis::{FromRedisValue, RedisResult, Value};
 
-use super::protocol::{Companion, HANDOFF_RESERVATION};
-use super::{RedisStore, Try, millis, owned, scripts};
+use super::{RedisStore, Try, force_release_call, release_call, released, set_nx};
 use crate::store::{
-    Acquire, AcquireRequest, BoxFuture, Expiry, Owned, SeedAnswer, SeedOp, StoreError, StoreResult,
-    server_code,
+    Acquire, AcquireRequest, BoxFuture, SeedAnswer, SeedOp, StoreError, StoreResult, server_code,
 };
 
 /// Where one call of a batch stands after the pipeline.
@@ -105,29 +103,13 @@ async fn send<C: ConnectionLike + Send>(
 fn add(pipe: &mut redis::Pipeline, op: &SeedOp<'_>) {
     match *op {
         SeedOp::Lock(req) => {
-            pipe.cmd("SET").arg(req.key).arg(req.token);
-            match req.expiry {
-                Expiry::Seconds(secs) => pipe.arg("EX").arg(secs),
-                Expiry::Millis(millis) => pipe.arg("PX").arg(millis),
-            };
-            pipe.arg("NX");
+            pipe.add_command(set_nx(&req));
         }
         SeedOp::Release { key, value } => {
-            let call = scripts::RELEASE
-                .key(key)
-                .key(Companion::waiters(key))
-                .key(Companion::fence(key))
-                .key(Companion::holder(key))
-                .arg(value)
-                .arg(millis(HANDOFF_RESERVATION));
-            pipe.add_command(call.evalsha().clone());
+            pipe.add_command(release_call(key, value).evalsha().clone());
         }
         SeedOp::ForceRelease { key } => {
-            let call = scripts::FORCE_RELEASE
-                .key(key)
-                .key(Companion::waiters(key))
-                .key(Companion::holder(key));
-            pipe.add_command(call.evalsha().clone());
+            pipe.add_command(force_release_call(key).evalsha().clone());
         }
         SeedOp::Get { key } => {
             pipe.cmd("GET").arg(key);
@@ -158,13 +140,9 @@ fn read(op: &SeedOp<'_>, reply: RedisResult<Value>, try_: Try) -> Slot {
             }
             return Slot::Refused;
         }
-        SeedOp::Release { .. } => i64::from_redis_value(value).map(|code| {
-            SeedAnswer::Release(match owned(code) {
-                // The first try may have released it before the connection broke.
-                Owned::NotHeld | Owned::NotOwner if try_ == Try::Retry => Owned::Vanished,
-                outcome => outcome,
-            })
-        }),
+        SeedOp::Release { .. } => {
+            i64::from_redis_value(value).map(|code| SeedAnswer::Release(released(code, try_)))
+        }
         SeedOp::ForceRelease { .. } => {
             i64::from_redis_value(value).map(|deleted| SeedAnswer::ForceRelease(deleted > 0))
         }

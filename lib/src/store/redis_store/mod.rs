@@ -214,18 +214,7 @@ where
                     let client = self.wake.as_ref().map_or("", WakeHub::id);
                     return acquire_script(&mut conn, req, client, try_).await;
                 }
-                // The Node original's exact command: SET key value EX seconds NX (PX for
-                // milliseconds).
-                // Sized up front: one allocation for the arguments, one for their offsets.
-                let size = req.key.len() + req.token.len() + 32;
-                let mut cmd = redis::Cmd::with_capacity(6, size);
-                cmd.arg("SET").arg(req.key).arg(req.token);
-                match req.expiry {
-                    Expiry::Seconds(secs) => cmd.arg("EX").arg(secs),
-                    Expiry::Millis(millis) => cmd.arg("PX").arg(millis),
-                };
-                cmd.arg("NX");
-                if cmd.query_async::<Value>(&mut conn).await? != Value::Nil {
+                if set_nx(req).query_async::<Value>(&mut conn).await? != Value::Nil {
                     return Ok(Acquire::Granted { fence: None });
                 }
                 if try_ == Try::Retry {
@@ -267,19 +256,9 @@ where
             return self.multi_release(keys, value);
         }
         Box::pin(self.call(move |mut conn, try_| async move {
-            let call = scripts::RELEASE
-                .key(key)
-                .key(Companion::waiters(key))
-                .key(Companion::fence(key))
-                .key(Companion::holder(key))
-                .arg(value)
-                .arg(millis(HANDOFF_RESERVATION));
+            let call = release_call(key, value);
             let code: i64 = invoke(&call, &mut conn, key, Touches::FENCE).await?;
-            Ok(match owned(code) {
-                // The first try may have released it before the connection broke.
-                Owned::NotHeld | Owned::NotOwner if try_ == Try::Retry => Owned::Vanished,
-                outcome => outcome,
-            })
+            Ok(released(code, try_))
         }))
     }
 
@@ -310,12 +289,7 @@ where
 
     fn force_release<'a>(&'a self, key: &'a str) -> Reply<'a, bool> {
         Box::pin(self.call(move |mut conn, _try| async move {
-            let deleted: i64 = scripts::FORCE_RELEASE
-                .key(key)
-                .key(Companion::waiters(key))
-                .key(Companion::holder(key))
-                .invoke_async(&mut conn)
-                .await?;
+            let deleted: i64 = force_release_call(key).invoke_async(&mut conn).await?;
             Ok(deleted > 0)
         }))
     }
@@ -642,6 +616,48 @@ async fn wrong_type<C: ConnectionLike + Send>(
     StoreError::WrongType {
         found,
         companion: None,
+    }
+}
+
+/// The Node original's exact command: `SET key value EX seconds NX` (`PX` for milliseconds).
+fn set_nx(req: &AcquireRequest<'_>) -> redis::Cmd {
+    // Sized up front: one allocation for the arguments, one for their offsets.
+    let size = req.key.len() + req.token.len() + 32;
+    let mut cmd = redis::Cmd::with_capacity(6, size);
+    cmd.arg("SET").arg(req.key).arg(req.token);
+    match req.expiry {
+        Expiry::Seconds(secs) => cmd.arg("EX").arg(secs),
+        Expiry::Millis(millis) => cmd.arg("PX").arg(millis),
+    };
+    cmd.arg("NX");
+    cmd
+}
+
+/// The release of the mutex at `key` held with `value`: `release.lua` (with its head).
+fn release_call<'a>(key: &'a str, value: &'a str) -> scripts::Call<'static> {
+    scripts::RELEASE
+        .key(key)
+        .key(Companion::waiters(key))
+        .key(Companion::fence(key))
+        .key(Companion::holder(key))
+        .arg(value)
+        .arg(millis(HANDOFF_RESERVATION))
+}
+
+/// The force release of `key`: `force_release.lua`.
+fn force_release_call(key: &str) -> scripts::Call<'static> {
+    scripts::FORCE_RELEASE
+        .key(key)
+        .key(Companion::waiters(key))
+        .key(Companion::holder(key))
+}
+
+/// What a release script's `code` means, for the try it answered: on a retry, a lock no longer
+/// held with the value was most likely released by the first try, whose answer was lost.
+fn released(code: i64, try_: Try) -> Owned {
+    match owned(code) {
+        Owned::NotHeld | Owned::NotOwner if try_ == Try::Retry => Owned::Vanished,
+        outcome => outcome,
     }
 }
 
