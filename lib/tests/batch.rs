@@ -33,6 +33,14 @@ fn release(key: &str, value: &str) -> BatchCall {
     BatchCall::Release(ReleaseParams::new(key).value(value))
 }
 
+/// The releases of `keys`, each with its token.
+fn releases(keys: &[String], tokens: &[String]) -> Vec<BatchCall> {
+    keys.iter()
+        .zip(tokens)
+        .map(|(key, token)| release(key, token))
+        .collect()
+}
+
 async fn each_call_is_answered_as_its_own_method_answers_it(backend: Backend) {
     let fx = Fixture::new(backend).await;
     let locks = &fx.locks;
@@ -333,13 +341,7 @@ async fn releases_survive_a_flushed_script_cache() {
         .query_async(&mut raw)
         .await
         .unwrap();
-    let results = locks
-        .batch(
-            keys.iter()
-                .zip(&tokens)
-                .map(|(key, token)| release(key, token)),
-        )
-        .await;
+    let results = locks.batch(releases(&keys, &tokens)).await;
     for (key, result) in keys.iter().zip(results) {
         assert_eq!(result.unwrap(), BatchOutput::Release, "{key}");
         let exists: bool = raw.exists(key).await.unwrap();
@@ -453,13 +455,7 @@ async fn a_retried_batch_recognises_what_its_first_try_did() {
     }
 
     trigger.arm("EVALSHA");
-    let results = locks
-        .batch(
-            keys.iter()
-                .zip(&tokens)
-                .map(|(key, token)| release(key, token)),
-        )
-        .await;
+    let results = locks.batch(releases(&keys, &tokens)).await;
     assert!(trigger.fired());
     for (key, result) in keys.iter().zip(results) {
         assert_eq!(result.unwrap(), BatchOutput::Release, "{key}");
