@@ -188,6 +188,33 @@ async fn ten_grants_and_five_refusals_are_counted_exactly(backend: Backend) {
         counter(names::ACQUISITIONS, &[k, lock, ("outcome", "locked")]),
         6
     );
+
+    // A batch counts each of its calls as its method would: one grant, two tries found held,
+    // one contended attempt each.
+    let results = fx
+        .locks
+        .batch([
+            ac_redislock::BatchCall::Lock(ac_redislock::LockParams::new(&key)),
+            ac_redislock::BatchCall::Lock(ac_redislock::LockParams::new(&key)),
+            ac_redislock::BatchCall::Lock(ac_redislock::LockParams::new(&key)),
+        ])
+        .await;
+    let Ok(ac_redislock::BatchOutput::Lock(token)) = &results[0] else {
+        panic!("{results:?}");
+    };
+    fx.locks
+        .release_lock(ReleaseParams::new(&key).value(token))
+        .await
+        .unwrap();
+    assert_eq!(
+        counter(names::ACQUISITIONS, &[k, lock, ("outcome", "granted")]),
+        12 + others
+    );
+    assert_eq!(
+        counter(names::ACQUISITIONS, &[k, lock, ("outcome", "locked")]),
+        8
+    );
+    assert_eq!(counter(names::CONTENDED, &[k, lock]), 8);
 }
 
 async fn a_wait_that_gives_up_is_timed_out_and_counted_as_waiting_meanwhile(backend: Backend) {
