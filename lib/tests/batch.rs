@@ -33,6 +33,16 @@ fn release(key: &str, value: &str) -> BatchCall {
     BatchCall::Release(ReleaseParams::new(key).value(value))
 }
 
+/// A lock taken and released, so the server has the release script.
+async fn load_scripts(locks: &RedisLock) {
+    let warm = unique_key("warm");
+    let token = locks.lock_key(LockParams::new(&warm)).await.unwrap();
+    locks
+        .release_lock(ReleaseParams::new(&warm).value(token))
+        .await
+        .unwrap();
+}
+
 /// The releases of `keys`, each with its token.
 fn releases(keys: &[String], tokens: &[String]) -> Vec<BatchCall> {
     keys.iter()
@@ -157,20 +167,35 @@ async fn bad_input_fails_its_own_call_only(backend: Backend) {
     assert!(fx.locks.batch(Vec::new()).await.is_empty());
 }
 
+/// As each method alone: a closed client sends the releases with a value, and refuses the
+/// rest, a force release included.
 async fn a_closed_client_sends_only_the_releases(backend: Backend) {
     let fx = Fixture::new(backend).await;
     let key = unique_key("closing");
     let token = fx.locks.lock_key(LockParams::new(&key)).await.unwrap();
     fx.locks.close().await.unwrap();
+    let forced = ReleaseParams::new(unique_key("forced"));
+    let alone = fx.locks.release_lock(forced.clone()).await.unwrap_err();
     let results = fx
         .locks
         .batch([
             lock(&unique_key("after")),
             BatchCall::Get(key.clone()),
+            BatchCall::Release(forced),
             release(&key, &token),
         ])
         .await;
-    for result in &results[..2] {
+    assert!(
+        matches!(
+            alone,
+            LockError::Unavailable {
+                reason: UnavailableReason::Shutdown,
+                ..
+            }
+        ),
+        "{alone:?}"
+    );
+    for result in &results[..3] {
         assert!(
             matches!(
                 result,
@@ -182,7 +207,7 @@ async fn a_closed_client_sends_only_the_releases(backend: Backend) {
             "{result:?}"
         );
     }
-    assert_eq!(results[2].as_ref().unwrap(), &BatchOutput::Release);
+    assert_eq!(results[3].as_ref().unwrap(), &BatchOutput::Release);
     if let Some(mut raw) = fx.raw() {
         let exists: bool = raw.exists(&key).await.unwrap();
         assert!(!exists, "the release went out");
@@ -329,12 +354,7 @@ async fn releases_survive_a_flushed_script_cache() {
         })
         .collect();
     // Loads the release script, then loses it.
-    let warm = unique_key("warm");
-    let token = locks.lock_key(LockParams::new(&warm)).await.unwrap();
-    locks
-        .release_lock(ReleaseParams::new(&warm).value(token))
-        .await
-        .unwrap();
+    load_scripts(&locks).await;
     let mut raw = raw_conn(&server).await;
     let _: () = redis::cmd("SCRIPT")
         .arg("FLUSH")
@@ -432,12 +452,7 @@ async fn a_retried_batch_recognises_what_its_first_try_did() {
     let trigger = conn.trigger();
     let locks = RedisLock::new(conn);
     // Loads the scripts.
-    let warm = unique_key("warm");
-    let token = locks.lock_key(LockParams::new(&warm)).await.unwrap();
-    locks
-        .release_lock(ReleaseParams::new(&warm).value(token))
-        .await
-        .unwrap();
+    load_scripts(&locks).await;
 
     let keys: Vec<String> = (0..3).map(|_| unique_key("lost")).collect();
     trigger.arm("SET");

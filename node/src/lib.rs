@@ -187,11 +187,13 @@ const SUPPRESS: f64 = 4.0;
 /// The numbers per call of a batch's input.
 const NUMS_IN: usize = 4;
 
-/// One call of a packed batch, read from its numbers and text.
-fn unpack_call(nums: &[f64], text: &str, at: &mut usize) -> Result<BatchCall> {
-    let [op, key_len, value_len, expires_ms] = nums else {
-        return Err(invalid("a batch call has four numbers"));
-    };
+/// One call's key and value (`None`: none) from a packed batch's text, from `at` on. An error
+/// here means the lengths do not fit the text: the rest of the batch cannot be read.
+fn unpack_text(
+    [key_len, value_len]: [f64; 2],
+    text: &str,
+    at: &mut usize,
+) -> Result<(Option<String>, Option<String>)> {
     let mut take = |len: f64| -> Result<Option<String>> {
         if len < 0.0 {
             return Ok(None);
@@ -208,15 +210,24 @@ fn unpack_call(nums: &[f64], text: &str, at: &mut usize) -> Result<BatchCall> {
         *at = end;
         Ok(Some(part.to_owned()))
     };
-    let key = take(*key_len)?.ok_or_else(|| invalid("a batch call has no key"))?;
-    let value = take(*value_len)?;
-    let (kind, suppress) = if *op >= SUPPRESS {
+    Ok((take(key_len)?, take(value_len)?))
+}
+
+/// One call of a packed batch from its kind, key, value and expiry; an error is that call's.
+fn unpack_call(
+    op: f64,
+    key: Option<String>,
+    value: Option<String>,
+    expires_ms: f64,
+) -> Result<BatchCall> {
+    let key = key.ok_or_else(|| invalid("a batch call has no key"))?;
+    let (kind, suppress) = if op >= SUPPRESS {
         (op - SUPPRESS, true)
     } else {
-        (*op, false)
+        (op, false)
     };
     let call = if kind == OP_LOCK {
-        let params = LockParams::new(key).expires(millis(*expires_ms, "expires")?);
+        let params = LockParams::new(key).expires(millis(expires_ms, "expires")?);
         BatchCall::Lock(match value {
             Some(value) => params.value(value),
             None => params,
@@ -328,13 +339,16 @@ impl Client {
         let mut calls = Vec::with_capacity(n);
         let mut at = 0;
         for call in nums.chunks_exact(NUMS_IN) {
-            match unpack_call(call, &text, &mut at) {
+            let &[op, key_len, value_len, expires_ms] = call else {
+                continue;
+            };
+            // Lengths that do not fit leave the rest unreadable: the whole batch fails.
+            let (key, value) = unpack_text([key_len, value_len], &text, &mut at)?;
+            match unpack_call(op, key, value, expires_ms) {
                 Ok(call) => {
                     calls.push(call);
                     places.push(Ok(()));
                 }
-                // A length that does not fit leaves the rest unreadable: all fail.
-                Err(err) if err.reason.contains("lengths") => return Err(err),
                 Err(err) => places.push(Err(err.reason)),
             }
         }

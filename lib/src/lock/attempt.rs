@@ -2,6 +2,7 @@
 //! the request, log the attempt, map the answer, and leave the cleanup armed while the lock may
 //! hold our token.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use super::token::new_token;
 use super::{Core, Op, outcome_unknown};
 use crate::error::{LockError, Result};
 use crate::report::event_at;
-use crate::store::{Acquire, AcquireRequest, Shape};
+use crate::store::{Acquire, AcquireRequest, Expiry, Shape};
 
 /// How an attempt that got an answer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,15 +135,7 @@ impl Core {
         expires: Duration,
         value: Option<String>,
     ) -> Result<String> {
-        let wire = self.wire_key(key)?;
-        let expiry = self.check_expires(expires)?;
-        let (value, generated) = match value {
-            Some(value) => {
-                self.check_value(&value)?;
-                (value, false)
-            }
-            None => (new_token()?, true),
-        };
+        let (wire, expiry, value, generated) = self.lock_input(key, expires, value)?;
         let request = AcquireRequest {
             key: &wire,
             shape: &Shape::Mutex,
@@ -165,5 +158,25 @@ impl Core {
                 key: key.to_owned(),
             }),
         }
+    }
+
+    /// A `lock_key` call's input, checked before any I/O: the wire key, the expiry as sent, the
+    /// value (the caller's, or a fresh token) and whether it was generated here.
+    pub(crate) fn lock_input<'k>(
+        &self,
+        key: &'k str,
+        expires: Duration,
+        value: Option<String>,
+    ) -> Result<(Cow<'k, str>, Expiry, String, bool)> {
+        let wire = self.wire_key(key)?;
+        let expiry = self.check_expires(expires)?;
+        let (value, generated) = match value {
+            Some(value) => {
+                self.check_value(&value)?;
+                (value, false)
+            }
+            None => (new_token()?, true),
+        };
+        Ok((wire, expiry, value, generated))
     }
 }

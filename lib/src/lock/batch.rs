@@ -12,9 +12,8 @@ use super::attempt::Outcome;
 use super::cleanup::Leftovers;
 use super::meter::{Acquired, Primitive};
 use super::params::{LockParams, ReleaseParams};
-use super::token::new_token;
 use super::{Core, Op, mismatch};
-use crate::error::{LockError, Result, UnavailableReason};
+use crate::error::{LockError, Result};
 use crate::store::{AcquireRequest, Expiry, SeedAnswer, SeedOp, Shape, StoreResult};
 
 /// One call of a batch ([`RedisLock::batch`](crate::RedisLock::batch)): the seed API's
@@ -116,9 +115,14 @@ impl Checked<'_> {
         }
     }
 
-    /// Whether a closed client still sends it (releases only, as [`Core::call`] does).
-    fn sent_when_closed(&self) -> bool {
-        matches!(self, Self::Release { .. } | Self::ForceRelease { .. })
+    /// The call it is, as [`Core::call`] names it (which a closed client refuses).
+    fn kind(&self) -> Op {
+        match self {
+            Self::Lock { .. } => Op::Attempt,
+            Self::Release { .. } => Op::Release,
+            Self::ForceRelease { .. } => Op::ForceRelease,
+            Self::Get { .. } => Op::Get,
+        }
     }
 }
 
@@ -131,7 +135,6 @@ impl Core {
     }
 
     async fn batch_in(self: &Arc<Self>, calls: &[BatchCall]) -> Vec<Result<BatchOutput>> {
-        let closed = self.registry().is_closed();
         // Checked first, as each call checks its input before any I/O: each call's place is
         // its index among those sent, or its error.
         let mut sent: Vec<Checked<'_>> = Vec::with_capacity(calls.len());
@@ -139,12 +142,7 @@ impl Core {
             .iter()
             .map(|call| {
                 let checked = self.check(call)?;
-                if closed && !checked.sent_when_closed() {
-                    return Err(LockError::Unavailable {
-                        reason: UnavailableReason::Shutdown,
-                        source: None,
-                    });
-                }
+                self.open_for(checked.kind())?;
                 sent.push(checked);
                 Ok(sent.len() - 1)
             })
@@ -203,15 +201,8 @@ impl Core {
     fn check<'k>(&self, call: &'k BatchCall) -> Result<Checked<'k>> {
         Ok(match call {
             BatchCall::Lock(params) => {
-                let wire = self.wire_key(&params.key)?;
-                let expiry = self.check_expires(params.expires)?;
-                let (value, generated) = match &params.value {
-                    Some(value) => {
-                        self.check_value(value)?;
-                        (value.clone(), false)
-                    }
-                    None => (new_token()?, true),
-                };
+                let (wire, expiry, value, generated) =
+                    self.lock_input(&params.key, params.expires, params.value.clone())?;
                 Checked::Lock {
                     key: &params.key,
                     wire,

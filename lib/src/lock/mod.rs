@@ -246,13 +246,20 @@ impl Core {
         key: &str,
         fut: impl Future<Output = StoreResult<T>>,
     ) -> Result<T> {
+        self.open_for(op)?;
+        fut.await.map_err(|err| self.failed(op, key, err))
+    }
+
+    /// Whether a call `op` may still be sent: once the client is closed, only releases are;
+    /// the rest fail with [`Shutdown`](UnavailableReason::Shutdown).
+    pub(crate) fn open_for(&self, op: Op) -> Result<()> {
         if op != Op::Release && self.registry.is_closed() {
             return Err(LockError::Unavailable {
                 reason: UnavailableReason::Shutdown,
                 source: None,
             });
         }
-        fut.await.map_err(|err| self.failed(op, key, err))
+        Ok(())
     }
 
     /// What a failed store call means for the lock at `key` (counted, and logged with its

@@ -471,6 +471,16 @@ impl SeedOp<'_> {
     }
 }
 
+/// Runs each of `ops` as its own store call, all at once; the answers in order.
+pub(crate) fn each_alone<'a, S: Store + ?Sized>(
+    store: &'a S,
+    ops: &'a [SeedOp<'a>],
+) -> BoxFuture<'a, Vec<StoreResult<SeedAnswer>>> {
+    Box::pin(futures_util::future::join_all(
+        ops.iter().map(|op| op.run_alone(store)),
+    ))
+}
+
 /// What a store can do beyond the primitives every store has.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Traits {
@@ -546,9 +556,7 @@ pub(crate) trait Store: Send + Sync + 'static {
         &'a self,
         ops: &'a [SeedOp<'a>],
     ) -> BoxFuture<'a, Vec<StoreResult<SeedAnswer>>> {
-        Box::pin(futures_util::future::join_all(
-            ops.iter().map(|op| op.run_alone(self)),
-        ))
+        each_alone(self, ops)
     }
 
     /// Checks that this store can work with the wire key `key`.

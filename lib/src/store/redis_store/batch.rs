@@ -54,15 +54,16 @@ where
                 }
                 Err(err) => return ops.iter().map(|_| Err(err.clone())).collect(),
             };
-            let mut answers = Vec::with_capacity(ops.len());
-            for (op, slot) in ops.iter().zip(slots) {
-                answers.push(match slot {
+            // Those left go alone, all at once (after a flush or a refused pipeline, that can
+            // be every call of the batch).
+            futures_util::future::join_all(ops.iter().zip(slots).map(|(op, slot)| async move {
+                match slot {
                     Slot::Answered(answer) => answer,
                     // `send` settles every refusal.
                     Slot::Alone | Slot::Refused => op.run_alone(self).await,
-                });
-            }
-            answers
+                }
+            }))
+            .await
         })
     }
 }

@@ -18,7 +18,7 @@ use redis::aio::ConnectionLike;
 use super::listen::Listener;
 use super::{
     Acquire, AcquireRequest, BoxFuture, Expiry, Owned, Reply, SeedAnswer, SeedOp, SetStatus, Shape,
-    Store, StoreError, StoreResult, Traits, Waiter, bounded,
+    Store, StoreError, StoreResult, Traits, Waiter, bounded, each_alone,
 };
 use crate::drift::DEFAULT_DRIFT_FACTOR;
 use crate::error::{InvalidInput, UnavailableReason};
@@ -388,9 +388,7 @@ where
     ) -> BoxFuture<'a, Vec<StoreResult<SeedAnswer>>> {
         // A Cluster routes each command to its slot's node: there, each call goes alone.
         if self.cluster || ops.len() < 2 || self.no_pipelines.load(Ordering::Relaxed) {
-            return Box::pin(futures_util::future::join_all(
-                ops.iter().map(|op| op.run_alone(self)),
-            ));
+            return each_alone(self, ops);
         }
         self.pipelined(ops)
     }
